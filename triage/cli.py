@@ -1,0 +1,118 @@
+"""Command line: `triage run --incident FILE [--data DIR] [--format json|table|html] ...`.
+
+Exit codes: 0 done or skipped, 2 bad input (request, data, settings), 1 failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import pipeline
+from .config import Settings
+from .errors import BadInput, ConfigurationError, DataError, TriageError
+from .incident import Overrides, loads, parse_time
+from .result import TriageResult
+
+
+def _time_arg(value: str) -> datetime:
+    try:
+        moment = parse_time(value, "the time")
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert moment is not None
+    return moment
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="triage", description="Lateral-movement triage for Microsoft Sentinel incidents.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="triage one incident")
+    run.add_argument("--incident", required=True, type=Path, help="incident JSON (trigger body, incident resource, or {\"incidentArmId\"})")
+    run.add_argument("--data", type=Path, help="folder of exported Defender data; omit to query the Log Analytics workspace")
+    run.add_argument("--format", choices=("table", "json", "html"), default="table", help="output (default: table)")
+    run.add_argument("--dry-run", action="store_true", help="print the comment instead of writing it to the incident")
+    run.add_argument("--now", type=_time_arg, help="the current time, ISO 8601 (caps the window end; default: now)")
+    run.add_argument("--lookback-hours", type=float, help="hours before the first activity (default 48)")
+    run.add_argument("--followup-hours", type=float, help="hours after the last activity (default 24)")
+    run.add_argument("--start", type=_time_arg, help="explicit window start, ISO 8601")
+    run.add_argument("--end", type=_time_arg, help="explicit window end, ISO 8601")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (BadInput, DataError, ConfigurationError) as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        return 2
+    except TriageError as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    try:
+        payload = loads(args.incident.read_bytes())
+    except OSError as exc:
+        raise BadInput(f"{args.incident}: cannot read the incident file ({exc.strerror})") from None
+    overrides = Overrides(args.lookback_hours, args.followup_hours, args.start, args.end)
+    now = args.now or datetime.now(timezone.utc)
+    if args.data is not None:
+        from .embedded import EmbeddedEngine
+        from .exports import load_folder
+
+        engine = EmbeddedEngine(load_folder(args.data))
+        outcome = pipeline.run(payload, lambda _: engine, settings, now, overrides)
+        written = False
+    else:
+        from .azure import services
+
+        azure = services(settings)
+        outcome = pipeline.run(payload, azure.engine_for, settings, now, overrides,
+                               sentinel=azure.sentinel, write=not args.dry_run)
+        written = not args.dry_run
+    _print(outcome, args.format)
+    if not written and args.format == "table":
+        print("(dry run: the comment was not written to the incident; --format html shows it)", file=sys.stderr)
+    return 1 if outcome.result.status == "failed" else 0
+
+
+def _print(outcome: pipeline.Outcome, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(outcome.result.to_json(), indent=1))
+    elif fmt == "html":
+        print(outcome.comment_html)
+    else:
+        _table(outcome.result)
+
+
+def _table(result: TriageResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 150))
+    window = result.window.to_json() if result.window else {"start": "?", "end": "?"}
+    console.print(f"[bold]Incident[/] {result.incident.number or ''} {result.incident.title or result.incident.arm_id or ''}",
+                  highlight=False, markup=True)
+    console.print(f"Window {window['start']} → {window['end']}   engine: {result.engine}   status: {result.status}", highlight=False)
+    if result.skipped_reason:
+        console.print(f"Skipped: {result.skipped_reason}", highlight=False)
+    for host in result.hosts:
+        line = f"\nHost {host.host_name} (by {host.matched_by or '-'}: {host.selector_value or '-'}): {host.status}"
+        console.print(line + (f" — {host.message}" if host.message else ""), highlight=False, markup=False)
+        for device in host.devices:
+            table = Table(title=f"{device.device_name}: {len(device.connections)} internal address(es)", title_justify="left")
+            for column in ("Last seen", "Remote IP", "Remote device", "Ports", "Count", "First seen", "Process", "Account"):
+                table.add_column(column, overflow="fold")
+            for c in device.connections:
+                table.add_row(c.LastSeen.strftime("%Y-%m-%d %H:%M:%S"), c.RemoteIP, c.RemoteDeviceName or "(no device)",
+                              ", ".join(map(str, c.ConnectedPorts)), str(c.ConnectionCount),
+                              c.FirstSeen.strftime("%Y-%m-%d %H:%M:%S"), c.InitiatingProcessFileName or "",
+                              c.InitiatingProcessAccountUpn or c.InitiatingProcessAccountSid or "")
+            console.print(table, markup=False)

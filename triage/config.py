@@ -1,0 +1,88 @@
+"""Settings, read from the environment (Function App settings, local.settings.json, shell).
+
+Read lazily through `Settings.from_env()`: importing this module does nothing.
+Every setting the code reads is listed in `SETTINGS`, which README, the
+`local.settings.json` example and `infra/` are checked against.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import ConfigurationError
+
+# name -> (default, what it is for). A default of None means "unset unless given".
+SETTINGS: dict[str, tuple[str | None, str]] = {
+    "LOG_ANALYTICS_WORKSPACE_ID": (None, "Workspace (customer) id, a GUID, used when the request carries no workspaceId."),
+    "LOG_ANALYTICS_ENDPOINT": ("https://api.loganalytics.io/v1", "Log Analytics query endpoint; change it for sovereign clouds."),
+    "ARM_ENDPOINT": ("https://management.azure.com", "Azure Resource Manager endpoint for the Sentinel API."),
+    "SENTINEL_API_VERSION": ("2025-09-01", "api-version of the Microsoft.SecurityInsights calls."),
+    "AZURE_CLIENT_ID": (None, "Client id of the user-assigned managed identity; unset uses DefaultAzureCredential."),
+    "TRIAGE_LOOKBACK_HOURS": ("48", "Hours searched before the incident's first activity."),
+    "TRIAGE_FOLLOWUP_HOURS": ("24", "Hours searched after the incident's last activity (never past now)."),
+    "TRIAGE_EXCLUDED_PROCESSES": ("sensendr.exe", "Comma-separated initiating process names to ignore (case-insensitive)."),
+    "TRIAGE_EXCLUDED_ACCOUNTS": ("local service", "Comma-separated initiating account names to ignore (case-insensitive)."),
+}
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(v.strip().lower() for v in value.split(",") if v.strip())
+
+
+def _hours(name: str, value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of hours, got {value!r}") from None
+    if not 0 <= hours <= 24 * 90:
+        raise ConfigurationError(f"{name} must be between 0 and 2160 hours, got {value!r}")
+    return hours
+
+
+def require_workspace_guid(value: str, source: str) -> str:
+    """A Log Analytics workspace id is the workspace's GUID, not its name or resource id."""
+    if not _GUID.match(value.strip()):
+        raise ConfigurationError(
+            f"{source} must be the workspace id (a GUID such as 0f8e2b6a-1c3d-4e5f-8a7b-9c0d1e2f3a4b), "
+            f"not a workspace name or resource id; got {value!r}"
+        )
+    return value.strip().lower()
+
+
+@dataclass(frozen=True)
+class Settings:
+    lookback_hours: float = 48.0
+    followup_hours: float = 24.0
+    excluded_processes: tuple[str, ...] = ("sensendr.exe",)
+    excluded_accounts: tuple[str, ...] = ("local service",)
+    workspace_id: str | None = None
+    log_analytics_endpoint: str = SETTINGS["LOG_ANALYTICS_ENDPOINT"][0]  # type: ignore[assignment]
+    arm_endpoint: str = SETTINGS["ARM_ENDPOINT"][0]  # type: ignore[assignment]
+    sentinel_api_version: str = SETTINGS["SENTINEL_API_VERSION"][0]  # type: ignore[assignment]
+    managed_identity_client_id: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or SETTINGS[name][0]
+
+        workspace = get("LOG_ANALYTICS_WORKSPACE_ID")
+        return cls(
+            lookback_hours=_hours("TRIAGE_LOOKBACK_HOURS", get("TRIAGE_LOOKBACK_HOURS") or ""),
+            followup_hours=_hours("TRIAGE_FOLLOWUP_HOURS", get("TRIAGE_FOLLOWUP_HOURS") or ""),
+            excluded_processes=_split(get("TRIAGE_EXCLUDED_PROCESSES") or ""),
+            excluded_accounts=_split(get("TRIAGE_EXCLUDED_ACCOUNTS") or ""),
+            workspace_id=require_workspace_guid(workspace, "LOG_ANALYTICS_WORKSPACE_ID") if workspace else None,
+            log_analytics_endpoint=(get("LOG_ANALYTICS_ENDPOINT") or "").rstrip("/"),
+            arm_endpoint=(get("ARM_ENDPOINT") or "").rstrip("/"),
+            sentinel_api_version=get("SENTINEL_API_VERSION") or "",
+            managed_identity_client_id=get("AZURE_CLIENT_ID"),
+        )
