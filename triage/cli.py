@@ -96,7 +96,8 @@ def _table(result: TriageResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 150))
+    # Piped output is not a terminal and would be 80 columns: too narrow for device names.
+    console = Console(width=max(Console().width, 180))
     window = result.window.to_json() if result.window else {"start": "?", "end": "?"}
     console.print(f"[bold]Incident[/] {result.incident.number or ''} {result.incident.title or result.incident.arm_id or ''}",
                   highlight=False, markup=True)
@@ -109,7 +110,7 @@ def _table(result: TriageResult) -> None:
         for device in host.devices:
             table = Table(title=f"{device.device_name}: {len(device.connections)} internal address(es)", title_justify="left")
             for column in ("Last seen", "Remote IP", "Remote device", "Ports", "Count", "First seen", "Process", "Account"):
-                table.add_column(column, overflow="fold")
+                table.add_column(column, no_wrap=column not in ("Ports", "Process", "Account"), overflow="fold")
             for c in device.connections:
                 table.add_row(c.LastSeen.strftime("%Y-%m-%d %H:%M:%S"), c.RemoteIP, c.RemoteDeviceName or "(no device)",
                               ", ".join(map(str, c.ConnectedPorts)), str(c.ConnectionCount),

@@ -38,6 +38,7 @@ def _row(c: Connection) -> str:
     return "<tr>" + "".join(f"<td>{_e(v)}</td>" for v in cells) + "</tr>"
 
 
+_TRAILER_ROOM = 200  # the closing notes
 _HEADER = "<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in _COLUMNS) + "</tr>"
 
 
@@ -66,42 +67,56 @@ def _device_intro(d: DeviceResult) -> str:
     return f"<p>Device <b>{_e(d.device_name)}</b> reached {n} internal address{'es' if n != 1 else ''}:</p>"
 
 
+def _allocate(tables: list[list[str]], budget: int) -> list[int]:
+    """How many rows of each table fit: round-robin by rank, so every device keeps its
+    most recent rows before any device gets more; stops at the first row that does not fit."""
+    shown = [0] * len(tables)
+    for rank in range(max(map(len, tables), default=0)):
+        for i, rows in enumerate(tables):
+            if rank < len(rows):
+                if len(rows[rank]) > budget:
+                    return shown
+                budget -= len(rows[rank])
+                shown[i] += 1
+    return shown
+
+
+def _fixed_size(host: HostResult) -> int:
+    """A host's share of the comment without rows, with room for table markup and notes."""
+    return len(_host_paragraph(host)) + sum(len(_device_intro(d)) + len(_HEADER) + len("</table>") + 40 for d in host.devices)
+
+
 def render(result: TriageResult) -> str:
-    parts = ["<p><b>Lateral-movement triage</b>: successful connections from the incident's devices to "
-             "internal (RFC 1918) addresses, from Defender <code>DeviceNetworkEvents</code>.</p>"]
+    head = ["<p><b>Lateral-movement triage</b>: successful connections from the incident's devices to "
+            "internal (RFC 1918) addresses, from Defender <code>DeviceNetworkEvents</code>.</p>"]
     if result.window:
-        parts.append(f"<p>Window searched: {_e(iso(result.window.start))} to {_e(iso(result.window.end))}.</p>")
+        head.append(f"<p>Window searched: {_e(iso(result.window.start))} to {_e(iso(result.window.end))}.</p>")
     if result.skipped_reason:
-        parts.append(f"<p>Skipped: {_e(result.skipped_reason)}.</p>")
-    used = sum(map(len, parts))
-    # Room kept for the closing notes whatever gets cut.
-    reserve = 200
-    cut = False
-    for i, host in enumerate(result.hosts):
-        block = [_host_paragraph(host)]
-        for device in host.devices:
-            block.append(_device_intro(device))
-            if device.connections:
-                rows = [_row(c) for c in device.connections]
-                budget = LIMIT - reserve - used - sum(map(len, block)) - len(_HEADER) - len("</table>") - 40
-                shown = 0
-                for row in rows:
-                    if budget < len(row) or cut:
-                        cut = True
-                        break
-                    budget -= len(row)
-                    shown += 1
-                if shown:
-                    block.append(_HEADER + "".join(rows[:shown]) + "</table>")
-                if shown < len(rows):
-                    block.append(f"<p>{shown} of {len(rows)} shown.</p>")
-        size = sum(map(len, block))
-        if used + size > LIMIT - reserve:
-            parts.append(f"<p>{len(result.hosts) - i} more host(s) not shown: the comment is full. "
-                         "Run the CLI or the query for the whole result.</p>")
+        head.append(f"<p>Skipped: {_e(result.skipped_reason)}.</p>")
+    budget = LIMIT - sum(map(len, head)) - len("<div></div>") - _TRAILER_ROOM
+    # Every host is listed before any row is: an incident with hundreds of hosts loses rows first.
+    hosts = []
+    for host in result.hosts:
+        if _fixed_size(host) > budget:
             break
-        parts.append("".join(block))
-        used += size
+        budget -= _fixed_size(host)
+        hosts.append(host)
+    tables = [[_row(c) for c in d.connections] for h in hosts for d in h.devices]
+    shown = iter(_allocate(tables, budget))
+    rows = iter(tables)
+    body, cut = [], len(hosts) < len(result.hosts)
+    for host in hosts:
+        body.append(_host_paragraph(host))
+        for device in host.devices:
+            n, device_rows = next(shown), next(rows)
+            body.append(_device_intro(device))
+            if n:
+                body.append(_HEADER + "".join(device_rows[:n]) + "</table>")
+            if n < len(device_rows):
+                cut = True
+                body.append(f"<p>{n} of {len(device_rows)} shown.</p>")
+    if len(hosts) < len(result.hosts):
+        body.append(f"<p>{len(result.hosts) - len(hosts)} more host(s) not shown: the comment is full.</p>")
     if cut:
-        parts.append("<p>The comment is limited to 30,000 characters; run the query for every row.</p>")
-    return "<div>" + "".join(parts) + "</div>"
+        body.append("<p>The comment is limited to 30,000 characters; run the query for every row.</p>")
+    return "<div>" + "".join(head + body) + "</div>"

@@ -65,6 +65,16 @@ def _time(expr: str) -> str:
     return f"CAST(CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
 
 
+def _require_columns(file: DataFile, table: str, present: set[str]) -> None:
+    """A file named after a table but without its key columns would silently read as no rows."""
+    lowered = {c.lower() for c in present}
+    missing = [c for c in ("DeviceName", _SIGNATURE[table]) if c.lower() not in lowered]
+    if not {"timegenerated", "timestamp"} & lowered:
+        missing.insert(0, "Timestamp or TimeGenerated")
+    if missing:
+        raise DataError(f"{file.path}: {table} rows without column(s) {', '.join(missing)}")
+
+
 def _json_select(table: str, source: str) -> str:
     """Rows of `table` from JSON objects `r` (flat rows or envelope properties)."""
     cols = []
@@ -112,6 +122,7 @@ def load_file(con: Any, file: DataFile) -> None:
             reader = f"read_parquet({path})" if file.format == "parquet" else f"read_csv({path}, header=true)"
             present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
             table = file.table or _table_from_columns(file, present)
+            _require_columns(file, table, present)
             con.execute(f"INSERT INTO {table} {_columnar_select(table, reader, present)}")
     except duckdb.Error as exc:
         raise DataError(f"{file.path}: cannot read it as Defender {file.format.upper()} data: {exc}") from None
@@ -131,6 +142,7 @@ def _load_json(con: Any, file: DataFile, path: str) -> None:
             con.execute(f"INSERT INTO {table} {_json_select(table, source)}")
         return
     table = file.table or _table_from_columns(file, keys)
+    _require_columns(file, table, keys)
     con.execute(f"INSERT INTO {table} {_json_select(table, f'(SELECT json AS r FROM {objects})')}")
 
 

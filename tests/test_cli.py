@@ -1,0 +1,68 @@
+"""The command line: exit codes 0 / 2 / 1, messages that name the problem, never a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import EXAMPLES, ROOT
+
+CASE = EXAMPLES / "otrf-psexec"
+
+
+def triage(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "triage", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_json_run_through_the_real_entry_point():
+    proc = triage("run", "--incident", str(CASE / "incident.json"), "--data", str(CASE / "data"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [c["RemoteIP"] for h in doc["hosts"] for d in h["devices"] for c in d["connections"]] == ["172.18.38.5", "172.18.39.6"]
+
+
+def test_table_is_the_default_and_says_it_is_a_dry_run():
+    proc = triage("run", "--incident", str(CASE / "incident.json"), "--data", str(CASE / "data"))
+    assert proc.returncode == 0
+    assert "workstation6.theshire.local" in proc.stdout and "135, 49726" in proc.stdout
+    assert "dry run" in proc.stderr
+
+
+@pytest.mark.parametrize("content, words", [
+    ("", "the request body is empty"),
+    ("{}", "empty object"),
+    ('{"incidentArmId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.OperationalInsights/workspaces/w/'
+     'providers/Microsoft.SecurityInsights/incidents/1"}', "needs the Azure path"),
+    ('{"object": {"id": null, "properties": {"relatedEntities": [{"kind": "Host", "properties": {"hostName": "ws01\\"|take 1//"}}]}}}',
+     "not a plausible host name"),
+])
+def test_bad_incidents_exit_2_with_the_reason(tmp_path, content, words):
+    path = tmp_path / "incident.json"
+    path.write_text(content)
+    proc = triage("run", "--incident", str(path), "--data", str(CASE / "data"))
+    assert proc.returncode == 2
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_missing_files_exit_2(tmp_path):
+    proc = triage("run", "--incident", str(tmp_path / "nope.json"), "--data", str(CASE / "data"))
+    assert (proc.returncode, "cannot read the incident file" in proc.stderr) == (2, True)
+    proc = triage("run", "--incident", str(CASE / "incident.json"), "--data", str(tmp_path / "nodata"))
+    assert (proc.returncode, "no such data folder" in proc.stderr) == (2, True)
+
+
+def test_bad_setting_exits_2(monkeypatch):
+    proc = subprocess.run([sys.executable, "-m", "triage", "run", "--incident", str(CASE / "incident.json"), "--data", str(CASE / "data")],
+                          capture_output=True, text=True, cwd=ROOT, env={"TRIAGE_LOOKBACK_HOURS": "two days", "PATH": ""})
+    assert proc.returncode == 2 and "TRIAGE_LOOKBACK_HOURS must be a number of hours" in proc.stderr
+
+
+def test_window_options_narrow_the_search():
+    # The DC connection (16:16:58.804) falls outside a window ending at 16:16:58.800.
+    proc = triage("run", "--incident", str(CASE / "incident.json"), "--data", str(CASE / "data"), "--format", "json",
+                  "--start", "2020-09-20T16:00:00Z", "--end", "2020-09-20T16:16:58.800Z")
+    doc = json.loads(proc.stdout)
+    assert doc["window"] == {"start": "2020-09-20T16:00:00Z", "end": "2020-09-20T16:16:58.800000Z"}
+    assert [c["RemoteIP"] for h in doc["hosts"] for d in h["devices"] for c in d["connections"]] == ["172.18.39.6"]

@@ -1,0 +1,103 @@
+"""The data folder (SPEC section 5): every format gives the same answer; bad files are named."""
+
+import gzip
+import json
+import shutil
+
+import duckdb
+import pytest
+
+from conftest import EXAMPLES, load_json
+from test_cases import comparable
+from triage import pipeline
+from triage.config import Settings
+from triage.embedded import EmbeddedEngine
+from triage.errors import DataError
+from triage.exports import load_folder
+from test_rules import NOW
+
+CASE = EXAMPLES / "edge-a"  # flat rows with Timestamp
+ENVELOPES = EXAMPLES / "otrf-psexec"  # streaming-API envelopes
+
+
+def flat_rows(case, table):
+    rows = [json.loads(line) for line in (case / "data" / f"{table}.jsonl").read_text().splitlines()]
+    return [r["properties"] if "properties" in r else r for r in rows]
+
+
+def assert_same_answer(case, folder):
+    engine = EmbeddedEngine(load_folder(folder))
+    result = pipeline.run(load_json(case / "incident.json"), lambda _: engine, Settings(), NOW).result
+    assert comparable(result.to_json()) == comparable(load_json(case / "expected.json"))
+
+
+def copy_as(case, folder, fmt, **options):
+    """Each table written by DuckDB in another format, from the case's own rows."""
+    folder.mkdir()
+    con = duckdb.connect()
+    for table in ("DeviceNetworkEvents", "DeviceNetworkInfo"):
+        src = folder / f"{table}.src.json"
+        src.write_text(json.dumps(flat_rows(case, table)))
+        con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{src}', format='array')")
+        opts = ", ".join(f"{k} {v}" for k, v in options.items())
+        con.execute(f"COPY t TO '{folder / (table + '.' + fmt)}' (FORMAT {fmt.split('.')[0]}{', ' + opts if opts else ''})")
+        con.execute("DROP TABLE t")
+        src.unlink()
+    return folder
+
+
+@pytest.mark.parametrize("fmt, options", [("csv", {}), ("parquet", {}), ("csv.gz", {"COMPRESSION": "gzip"})])
+def test_columnar_formats(tmp_path, fmt, options):
+    assert_same_answer(CASE, copy_as(CASE, tmp_path / "d", fmt, **options))
+
+
+def test_json_array_and_gzip_jsonl(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "DeviceNetworkEvents.json").write_text(json.dumps(flat_rows(CASE, "DeviceNetworkEvents")))
+    with gzip.open(folder / "DeviceNetworkInfo.jsonl.gz", "wt") as out:
+        out.writelines(json.dumps(r) + "\n" for r in flat_rows(CASE, "DeviceNetworkInfo"))
+    assert_same_answer(CASE, folder)
+
+
+def test_envelopes_mixed_in_one_file_with_other_tables(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    lines = []
+    for table in ("DeviceNetworkInfo", "DeviceNetworkEvents"):
+        lines += (ENVELOPES / "data" / f"{table}.jsonl").read_text().splitlines()
+    lines.insert(3, json.dumps({"category": "AdvancedHunting-DeviceInfo", "properties": {"DeviceName": "x", "OSPlatform": "Windows"}}))
+    (folder / "export-2020-09-20.jsonl").write_text("\n".join(lines[::-1]) + "\n")
+    assert_same_answer(ENVELOPES, folder)
+
+
+def test_flat_file_with_another_name_is_recognised_by_its_columns(tmp_path):
+    folder = tmp_path / "d"
+    shutil.copytree(CASE / "data", folder)
+    (folder / "DeviceNetworkEvents.jsonl").rename(folder / "advanced-hunting-result.jsonl")
+    assert_same_answer(CASE, folder)
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("notes.txt", "hello", "not a Defender export"),
+    ("DeviceNetworkEvents.jsonl.gz", "not gzip at all", "cannot read it"),
+    ("DeviceNetworkEvents.jsonl", '{"Timestamp": "yesterday", "DeviceName": "ws01", "ActionType": "ConnectionSuccess"}\n', "cannot read it"),
+    ("results.jsonl", '{"Foo": 1}\n', "unrecognised rows"),
+    ("DeviceNetworkEvents.csv", "Time,Device\n2026-03-09,ws01\n", "without column.s. Timestamp or TimeGenerated, DeviceName, ActionType"),
+    ("DeviceNetworkInfo.jsonl", '{"Timestamp": "2026-03-09T00:00:00Z", "DeviceName": "x"}\n', "without column.s. IPAddresses"),
+])
+def test_bad_files_are_errors_naming_the_file(tmp_path, name, content, words):
+    folder = tmp_path / "d"
+    shutil.copytree(CASE / "data", folder)
+    (folder / name).write_text(content)
+    with pytest.raises(DataError, match=words) as error:
+        load_folder(folder)
+    assert name in str(error.value)
+
+
+def test_missing_or_empty_folder(tmp_path):
+    with pytest.raises(DataError, match="no such data folder"):
+        load_folder(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="has no files"):
+        load_folder(tmp_path / "empty")
