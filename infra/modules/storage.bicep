@@ -26,8 +26,6 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: a Consumption Logic App and a Flex Consumption app without VNet integration reach the account over its public endpoint; access is Entra-only (allowSharedKeyAccess false) and RBAC-scoped.
   // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35: public network access is needed without a VNet; shared keys are off.
   // checkov:skip=CKV_AZURE_206: LRS is enough for transient queue messages and a redeployable package; GRS doubles the cost for nothing to recover.
-  // checkov:skip=CKV2_AZURE_1: customer-managed keys would need a Key Vault this tool does not otherwise use; data is platform-encrypted at rest.
-  // checkov:skip=CKV2_AZURE_33: no private endpoint, see CKV_AZURE_35.
   name: name
   location: location
   tags: tags
