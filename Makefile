@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.txt
+$(STAMP): pyproject.toml requirements.txt package.json package-lock.json
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; run 'make PYTHON=python3 ...' with Python 3.11+"; exit 2; }
+	@command -v npm >/dev/null 2>&1 || { echo "make: npm not found; install Node.js 18+ (the queue tests run the Azurite emulator)"; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 demo: install

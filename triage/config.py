@@ -25,6 +25,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "TRIAGE_FOLLOWUP_HOURS": ("24", "Hours searched after the incident's last activity (never past now)."),
     "TRIAGE_EXCLUDED_PROCESSES": ("sensendr.exe", "Comma-separated initiating process names to ignore (case-insensitive)."),
     "TRIAGE_EXCLUDED_ACCOUNTS": ("local service", "Comma-separated initiating account names to ignore (case-insensitive)."),
+    "TRIAGE_QUERY_BUDGET_SECONDS": ("150", "Seconds all Log Analytics queries of one run may take, retries included; "
+                                           "keep it under the 230 s HTTP limit and host.json functionTimeout."),
 }
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -42,6 +44,17 @@ def _hours(name: str, value: str) -> float:
     if not 0 <= hours <= 24 * 90:
         raise ConfigurationError(f"{name} must be between 0 and 2160 hours, got {value!r}")
     return hours
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}") from None
+    # Below 10 s no query can finish; above 540 s the run outlives the longest function timeout.
+    if not 10 <= seconds <= 540:
+        raise ConfigurationError(f"{name} must be between 10 and 540 seconds, got {value!r}")
+    return seconds
 
 
 def require_workspace_guid(value: str, source: str) -> str:
@@ -65,6 +78,7 @@ class Settings:
     arm_endpoint: str = SETTINGS["ARM_ENDPOINT"][0]  # type: ignore[assignment]
     sentinel_api_version: str = SETTINGS["SENTINEL_API_VERSION"][0]  # type: ignore[assignment]
     managed_identity_client_id: str | None = field(default=None, repr=False)
+    query_budget_seconds: float = 150.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,4 +99,5 @@ class Settings:
             arm_endpoint=(get("ARM_ENDPOINT") or "").rstrip("/"),
             sentinel_api_version=get("SENTINEL_API_VERSION") or "",
             managed_identity_client_id=get("AZURE_CLIENT_ID"),
+            query_budget_seconds=_seconds("TRIAGE_QUERY_BUDGET_SECONDS", get("TRIAGE_QUERY_BUDGET_SECONDS") or ""),
         )
