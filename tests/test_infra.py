@@ -776,7 +776,8 @@ def gate(report: dict) -> list[str]:
     return problems
 
 
-needs_checkov = pytest.mark.skipif(not CHECKOV.exists(), reason=f"checkov venv absent; create it with: {CHECKOV_INSTALL}")
+# CI installs checkov (make test), so there a missing checkov fails instead of skipping.
+needs_checkov = pytest.mark.skipif(not CHECKOV.exists() and not os.environ.get("CI"), reason=f"checkov venv absent; create it with: {CHECKOV_INSTALL}")
 
 
 @needs_checkov
@@ -788,10 +789,10 @@ def test_checkov_gate_passes_on_infra():
     comments = _skip_comments()
     # no stale suppressions, and each one explained
     assert set(skipped) == set(comments)
-    deploy = (INFRA / "DEPLOY.md").read_text()
+    deploy = (ROOT / "README.md").read_text()
     for check_id, reason in comments.items():
         assert len(reason) > 30, f"{check_id}: give a reason"
-        assert check_id in deploy, f"{check_id} must be documented in infra/DEPLOY.md"
+        assert check_id in deploy, f"{check_id} must be documented in README.md (Deploy)"
     # the controls the issue requires are checked, not suppressed
     passed = {r["check_id"] for r in report["results"]["passed_checks"]}
     for required in ("CKV_AZURE_14", "CKV_AZURE_15", "CKV_AZURE_78", "CKV_AZURE_44", "CKV_AZURE_3", "CKV_AZURE_34"):
