@@ -1,4 +1,5 @@
-"""Command line: `triage run --incident FILE [--data DIR] [--format json|table|html] ...`.
+"""Command line: `triage run --incident FILE [--data DIR|FILE.duckdb] [--format json|table|html] ...`
+and `triage import DIR --into FILE.duckdb` (read an export once, triage many incidents over it).
 
 Exit codes: 0 done or skipped, 2 bad input (request, data, settings), 1 failure.
 """
@@ -8,14 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import pipeline
 from .config import Settings
 from .errors import BadInput, ConfigurationError, DataError, TriageError
 from .incident import Overrides, loads, parse_time
 from .result import TriageResult
+
+if TYPE_CHECKING:
+    from .exports import Progress
 
 
 def _time_arg(value: str) -> datetime:
@@ -32,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="triage one incident")
     run.add_argument("--incident", required=True, type=Path, help="incident JSON (trigger body, incident resource, or {\"incidentArmId\"})")
-    run.add_argument("--data", type=Path, help="folder of exported Defender data; omit to query the Log Analytics workspace")
+    run.add_argument("--data", type=Path, help="folder of exported Defender data, or a FILE.duckdb written by `triage import`; "
+                                               "omit to query the Log Analytics workspace")
     run.add_argument("--format", choices=("table", "json", "html"), default="table", help="output (default: table)")
     run.add_argument("--dry-run", action="store_true", help="print the comment instead of writing it to the incident")
     run.add_argument("--now", type=_time_arg, help="the current time, ISO 8601 (caps the window end; default: now)")
@@ -40,13 +47,16 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--followup-hours", type=float, help="hours after the last activity (default 24)")
     run.add_argument("--start", type=_time_arg, help="explicit window start, ISO 8601")
     run.add_argument("--end", type=_time_arg, help="explicit window end, ISO 8601")
+    imp = sub.add_parser("import", help="read a folder of exported Defender data once into a DuckDB file, for `run --data FILE.duckdb`")
+    imp.add_argument("folder", type=Path, help="folder of exported Defender data")
+    imp.add_argument("--into", required=True, type=Path, help="the DuckDB file to write (replaced if it exists)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return _run(args)
+        return _import(args) if args.command == "import" else _run(args)
     except (BadInput, DataError, ConfigurationError) as exc:
         print(f"triage: {exc}", file=sys.stderr)
         return 2
@@ -65,9 +75,13 @@ def _run(args: argparse.Namespace) -> int:
     now = args.now or datetime.now(timezone.utc)
     if args.data is not None:
         from .embedded import EmbeddedEngine
-        from .exports import load_folder
+        from .exports import load_folder, open_database
 
-        engine = EmbeddedEngine(load_folder(args.data))
+        if args.data.suffix == ".duckdb":
+            engine = EmbeddedEngine(open_database(args.data))
+        else:
+            with _ProgressLine("reading") as progress:
+                engine = EmbeddedEngine(load_folder(args.data, progress))
         outcome = pipeline.run(payload, lambda _: engine, settings, now, overrides)
         written = False
     else:
@@ -81,6 +95,49 @@ def _run(args: argparse.Namespace) -> int:
     if not written and args.format == "table":
         print("(dry run: the comment was not written to the incident; --format html shows it)", file=sys.stderr)
     return 1 if outcome.result.status == "failed" else 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .exports import import_folder
+
+    if args.into.suffix != ".duckdb":
+        raise BadInput(f"{args.into}: the database file name must end in .duckdb (that is how `run --data` tells it from a folder)")
+    started = time.monotonic()
+    with _ProgressLine("importing") as progress:
+        counts = import_folder(args.folder, args.into, progress)
+    rows = ", ".join(f"{n:,} {table}" for table, n in counts.items())
+    print(f"{args.into}: {rows} rows in {time.monotonic() - started:.1f} s; "
+          f"triage with `triage run --incident FILE --data {args.into}`", file=sys.stderr)
+    return 0
+
+
+class _ProgressLine:
+    """A load's progress on stderr: one line redrawn in place on a terminal, a few plain
+    lines otherwise; nothing for loads too short to notice."""
+
+    def __init__(self, verb: str):
+        self._verb = verb
+        self._tty = sys.stderr.isatty()
+        self._started = time.monotonic()
+        self._shown = 0.0
+        self._drawn = False
+
+    def __enter__(self) -> _ProgressLine:
+        return self
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if now - self._started < 1 or now - self._shown < (0.2 if self._tty else 5):
+            return
+        self._shown = now
+        files = f"{p.done}/{p.total} files ({p.bytes / 1e6:,.0f} MB), " if p.total else ""
+        line = f"{self._verb}: {files}{p.fraction:.0%} of this step, {now - self._started:.0f} s"
+        print(f"\r{line}\x1b[K" if self._tty else line, end="" if self._tty else "\n", file=sys.stderr, flush=True)
+        self._drawn = True
+
+    def __exit__(self, *_: object) -> None:
+        if self._drawn and self._tty:
+            print(file=sys.stderr)
 
 
 def _print(outcome: pipeline.Outcome, fmt: str) -> None:
