@@ -8,7 +8,8 @@ import pytest
 
 from triage.comment import LIMIT, render
 from triage.incident import Incident
-from triage.result import Connection, DeviceResult, HostResult, TriageResult
+from triage.result import Connection, Context, DeviceResult, FailedConnections, HostResult, TriageResult
+from triage.services import PortCatalog
 from triage.window import Window
 
 T = datetime(2026, 3, 9, tzinfo=timezone.utc)
@@ -25,12 +26,20 @@ def connection(i: int, **over) -> Connection:
     return Connection(**values)
 
 
+def device(name: str, conns, failed=(), new=None, ids=False) -> DeviceResult:
+    ports = PortCatalog()
+    context = tuple(Context(c.RemoteIP, tuple(ports.label(p, c.ConnectedPorts) for p in c.ConnectedPorts),
+                            tuple(ports.admin(c.ConnectedPorts)), new, new if c.RemoteDeviceName else None,
+                            f"id{i}" if ids else None) for i, c in enumerate(conns))
+    return DeviceResult(name, tuple(conns), context, tuple(failed))
+
+
 def result(*hosts: HostResult) -> TriageResult:
     return TriageResult(INCIDENT, WINDOW, hosts, engine="embedded")
 
 
 def found(conns, name="ws01") -> HostResult:
-    return HostResult(name, "hostname", name, "found", (DeviceResult(name, tuple(conns)),))
+    return HostResult(name, "hostname", name, "found", (device(name, conns),))
 
 
 def well_formed(html: str) -> ET.Element:
@@ -41,6 +50,7 @@ def test_small_result_is_complete():
     html = render(result(found([connection(i) for i in range(3)])))
     well_formed(html)
     assert html.count("<tr>") == 4  # header + 3 rows
+    assert html.count("<b>ADMIN</b>") == 3 and "445 SMB, 3389 RDP" in html
     assert "shown" not in html
     assert "Window searched: 2026-03-07T00:00:00Z to 2026-03-10T00:00:00Z" in html
     assert "matched by host name <code>ws01</code>" in html
@@ -54,8 +64,8 @@ def test_5000_connections_are_cut_at_row_boundaries_with_a_count():
     assert 50 < shown < 5000
     assert f"{shown} of 5000 shown" in html
     # Cut at row boundaries: every row shown is whole, in order.
-    first_cells = [tr.find("td").text for tr in root.findall(".//tr")[1:]]
-    assert first_cells[0] == "2026-03-09T00:00:00Z" and len(first_cells) == shown
+    last_seen = [tr.findall("td")[1].text for tr in root.findall(".//tr")[1:]]
+    assert last_seen[0] == "2026-03-09T00:00:00Z" and len(last_seen) == shown
 
 
 def test_hostile_values_are_escaped_and_long_ones_shortened():
@@ -107,7 +117,7 @@ def test_failures_are_said_plainly_never_as_no_connections(host, words):
 
 
 def test_partial_results_are_flagged():
-    host = HostResult("ws01", "hostname", "ws01", "found", (DeviceResult("ws01", (connection(1),)),),
+    host = HostResult("ws01", "hostname", "ws01", "found", (device("ws01", [connection(1)]),),
                       message="query exceeded the row limit", partial=True)
     html = render(result(host))
     assert "<b>Partial results</b>: query exceeded the row limit. Connections below may be incomplete." in html
@@ -115,7 +125,7 @@ def test_partial_results_are_flagged():
 
 def test_ambiguous_hosts_list_each_device():
     host = HostResult("ws01", "hostname", "ws01", "ambiguous",
-                      (DeviceResult("ws01.a.local", (connection(1),)), DeviceResult("ws01.b.local", ())))
+                      (device("ws01.a.local", [connection(1)]), device("ws01.b.local", [])))
     html = render(result(host))
     assert "<b>ambiguous</b>: 2 devices carry this name (ws01.a.local, ws01.b.local)" in html
     assert "Device <b>ws01.b.local</b>: no successful connections" in html

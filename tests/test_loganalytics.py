@@ -33,13 +33,16 @@ def test_rows_equal_expected(azure, name):
 def test_query_carries_window_and_a_server_timeout_inside_the_budget(azure, monkeypatch):
     monkeypatch.setenv("TRIAGE_QUERY_BUDGET_SECONDS", "60")
     result = run(azure.add_case(EXAMPLES / "otrf-psexec"))
-    first, second = azure.logs.queries
+    first, second, failed, baseline = azure.logs.queries
     # The window, widened by a second each side; the KQL itself holds the exact bounds.
     assert first["timespan"] == "2020-09-18T16:16:57.794Z/2020-09-21T16:17:06.701Z"
     assert result.window.to_json() == {"start": "2020-09-18T16:16:58.794000Z", "end": "2020-09-21T16:17:05.701000Z"}
     waits = [int(q["prefer"].removeprefix("wait=")) for q in (first, second)]
     assert 45 <= waits[0] <= 55 and waits[1] <= waits[0]
     assert "DeviceNetworkInfo" in first["kql"] and "mv-expand" in second["kql"]
+    assert '"ConnectionFailed", "ConnectionAttempt"' in failed["kql"] and failed["timespan"] == first["timespan"]
+    # The baseline: the 14 days before the window, for "new destination".
+    assert baseline["timespan"] == "2020-09-04T16:16:57.794Z/2020-09-18T16:16:59.794Z"
 
 
 def test_partial_results_are_used_and_flagged(azure):
@@ -59,7 +62,7 @@ def test_throttling_with_retry_after_is_waited_out(azure):
     started = time.monotonic()
     result = run(body)
     assert result.status == "done" and result.row_count == 2
-    assert len(azure.logs.queries) == 3 and time.monotonic() - started >= 1
+    assert len(azure.logs.queries) == 5 and time.monotonic() - started >= 1
 
 
 def test_retry_after_beyond_the_budget_is_not_waited_for(azure):

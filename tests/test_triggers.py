@@ -284,7 +284,7 @@ def test_cli_without_data_uses_azure_and_dry_run_writes_nothing(azure, capsys):
     body = azure.add_case(case)
     assert main(["run", "--incident", str(case / "incident.json"), "--format", "html", "--dry-run"]) == 0
     assert_rows_match(capsys.readouterr().out, case)
-    assert azure.sentinel.comments_on(body["object"]["id"]) == {} and len(azure.logs.queries) == 2
+    assert azure.sentinel.comments_on(body["object"]["id"]) == {} and len(azure.logs.queries) == 4
 
     assert main(["run", "--incident", str(case / "incident.json"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["commentId"] == comment_id(body["object"]["id"])

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import ConfigurationError
+from .services import PortCatalog
 
 # name -> (default, what it is for). A default of None means "unset unless given".
 SETTINGS: dict[str, tuple[str | None, str]] = {
@@ -27,6 +28,14 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "TRIAGE_EXCLUDED_ACCOUNTS": ("local service", "Comma-separated initiating account names to ignore (case-insensitive)."),
     "TRIAGE_QUERY_BUDGET_SECONDS": ("150", "Seconds all Log Analytics queries of one run may take, retries included; "
                                            "keep it under the 230 s HTTP limit and host.json functionTimeout."),
+    "TRIAGE_ADMIN_PORTS": ("", "Extra remote-administration/file-sharing ports to emphasise, comma-separated, "
+                               "optionally named: 5900=VNC,8443."),
+    "TRIAGE_BASELINE_DAYS": ("14", "Days before the window whose destinations are not 'new'; 0 turns it off."),
+    "TRIAGE_ADD_LABELS": ("false", "true: add labels such as lateral-movement:smb to the incident (changes the incident)."),
+    "TRIAGE_RAISE_SEVERITY_TO": ("", "High, Medium or Low: raise the incident to it when the rule matches; empty: never."),
+    "TRIAGE_RAISE_SEVERITY_WHEN": ("admin", "The rule: admin (an internal device reached over an admin protocol) "
+                                            "or any (any internal connection)."),
+    "TRIAGE_CREATE_TASK": ("false", "true: add an incident task asking the analyst to review the connections."),
 }
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -57,6 +66,25 @@ def _seconds(name: str, value: str) -> float:
     return seconds
 
 
+def _flag(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+    return value.lower() == "true"
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    match = next((c for c in choices if c.lower() == value.lower()), None)
+    if match is None:
+        raise ConfigurationError(f"{name} must be one of {', '.join(c or '(empty)' for c in choices)}; got {value!r}")
+    return match
+
+
+def _days(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) > 90:
+        raise ConfigurationError(f"{name} must be a whole number of days from 0 to 90, got {value!r}")
+    return int(value)
+
+
 def require_workspace_guid(value: str, source: str) -> str:
     """A Log Analytics workspace id is the workspace's GUID, not its name or resource id."""
     if not _GUID.match(value.strip()):
@@ -79,6 +107,12 @@ class Settings:
     sentinel_api_version: str = SETTINGS["SENTINEL_API_VERSION"][0]  # type: ignore[assignment]
     managed_identity_client_id: str | None = field(default=None, repr=False)
     query_budget_seconds: float = 150.0
+    ports: PortCatalog = field(default_factory=PortCatalog)
+    baseline_days: int = 14
+    add_labels: bool = False
+    raise_severity_to: str = ""  # "" never
+    raise_severity_when: str = "admin"  # admin | any
+    create_task: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,4 +134,12 @@ class Settings:
             sentinel_api_version=get("SENTINEL_API_VERSION") or "",
             managed_identity_client_id=get("AZURE_CLIENT_ID"),
             query_budget_seconds=_seconds("TRIAGE_QUERY_BUDGET_SECONDS", get("TRIAGE_QUERY_BUDGET_SECONDS") or ""),
+            ports=PortCatalog.with_extra(get("TRIAGE_ADMIN_PORTS") or ""),
+            baseline_days=_days("TRIAGE_BASELINE_DAYS", get("TRIAGE_BASELINE_DAYS") or ""),
+            add_labels=_flag("TRIAGE_ADD_LABELS", get("TRIAGE_ADD_LABELS") or ""),
+            raise_severity_to=_choice("TRIAGE_RAISE_SEVERITY_TO", get("TRIAGE_RAISE_SEVERITY_TO") or "",
+                                      ("", "High", "Medium", "Low")),
+            raise_severity_when=_choice("TRIAGE_RAISE_SEVERITY_WHEN", get("TRIAGE_RAISE_SEVERITY_WHEN") or "",
+                                        ("admin", "any")),
+            create_task=_flag("TRIAGE_CREATE_TASK", get("TRIAGE_CREATE_TASK") or ""),
         )

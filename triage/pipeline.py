@@ -9,17 +9,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from . import comment, query
+from . import comment, followups, query
 from .config import Settings
 from .engine import Engine
 from .errors import BadInput, UpstreamError
 from .incident import Host, Incident, Overrides, hosts_from_entities, parse_incident
-from .result import Connection, DeviceResult, HostResult, TriageResult
+from .result import Connection, Context, DeviceResult, FailedConnections, HostResult, TriageResult
+from .services import PortCatalog
 from .window import Window, search_window
 
 
@@ -31,6 +32,14 @@ class Sentinel(Protocol):
     def list_entities(self, arm_id: str) -> list[dict[str, Any]]: ...
 
     def write_comment(self, arm_id: str, html: str) -> str: ...
+
+    def update_incident(self, arm_id: str, add_labels: Sequence[str], raise_severity_to: str | None) -> None:
+        """Add labels and raise (never lower) the severity, safely against concurrent edits (etag)."""
+        ...
+
+    def write_task(self, arm_id: str, title: str, description: str) -> str:
+        """Create or update this product's one task on the incident; returns the task id."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,12 +65,13 @@ def run(
     else:
         engine = engine_for(incident)
         hosts = tuple(triage_host(host, engine, window, settings) for host in incident.hosts)
-        result = TriageResult(incident, window, hosts, engine=engine.name)
+        result = TriageResult(incident, window, hosts, engine=engine.name, baseline_days=settings.baseline_days)
     html = comment.render(result)
     if write:
         if sentinel is None or incident.arm_id is None:
             raise BadInput("cannot write the comment: the incident has no resource id or no Sentinel target is configured")
         result = replace(result, comment_id=sentinel.write_comment(incident.arm_id, html))
+        followups.apply(result, settings, sentinel)
     return Outcome(result, html)
 
 
@@ -86,22 +96,71 @@ def triage_host(host: Host, engine: Engine, window: Window, settings: Settings) 
         return HostResult(host.name, None, None, "unidentified", message=host.problem)
     selector = host.selector
     params = query.Parameters(selector, window, settings.excluded_processes, settings.excluded_accounts)
-    base = HostResult(host.name, selector.kind, selector.value, "found")
+    lateral = query.lateral_movement(params)
+    base = HostResult(host.name, selector.kind, selector.value, "found", query=lateral)
     try:
         matched = engine.run(query.matched_devices(params), window)
         names = [str(r["DeviceName"]) for r in matched.rows if r.get("DeviceName")]
         if not names:
             return replace(base, status="device_not_found", partial=bool(matched.partial_error),
                            message=matched.partial_error)
-        answer = engine.run(query.lateral_movement(params), window)
+        answers = [matched, engine.run(lateral, window), engine.run(query.failed_connections(params), window)]
+        if settings.baseline_days:
+            before = Window(window.start - timedelta(days=settings.baseline_days), window.start)
+            answers.append(engine.run(query.baseline(params, settings.baseline_days), before))
     except UpstreamError as exc:
         return replace(base, status="failed", message=str(exc))
-    rows = [Connection.from_row(r) for r in answer.rows]
-    by_device: dict[str, list[Connection]] = {name: [] for name in names}
-    for row in rows:
-        by_device.setdefault(row.CompromisedDevice, []).append(row)
-    devices = tuple(DeviceResult(name, tuple(conns)) for name, conns in by_device.items())
+    history = Baseline.from_rows(answers[3].rows) if settings.baseline_days else None
+    devices = tuple(_device(name, answers[1].rows, answers[2].rows, history, settings.ports) for name in _device_names(names, answers[1].rows))
     ambiguous = selector.kind == "hostname" and len({n.lower() for n in names}) > 1
-    partial = matched.partial_error or answer.partial_error
+    partial = next((a.partial_error for a in answers if a.partial_error), None)
     return replace(base, status="ambiguous" if ambiguous else "found", devices=devices,
                    partial=bool(partial), message=partial)
+
+
+def _device_names(matched: list[str], rows: list[dict[str, Any]]) -> list[str]:
+    """The matched devices, then any other device the rows name (kept, never merged)."""
+    names = list(dict.fromkeys(matched))
+    return names + sorted({str(r["CompromisedDevice"]) for r in rows} - set(names))
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Per compromised device: the internal addresses it reached before the window, and their holders."""
+
+    addresses: dict[str, set[str]]
+    devices: dict[str, set[str]]
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> Baseline:
+        addresses: dict[str, set[str]] = {}
+        devices: dict[str, set[str]] = {}
+        for row in rows:
+            device = str(row["CompromisedDevice"]).lower()
+            addresses.setdefault(device, set()).add(str(row["RemoteIP"]))
+            if row.get("RemoteDeviceName"):
+                devices.setdefault(device, set()).add(str(row["RemoteDeviceName"]).lower())
+        return cls(addresses, devices)
+
+    def context(self, c: Connection) -> tuple[bool, bool | None]:
+        device = c.CompromisedDevice.lower()
+        new_address = c.RemoteIP not in self.addresses.get(device, set())
+        if not c.RemoteDeviceName:
+            return new_address, None
+        return new_address, c.RemoteDeviceName.lower() not in self.devices.get(device, set())
+
+
+def _device(name: str, rows: list[dict[str, Any]], failed_rows: list[dict[str, Any]], history: Baseline | None,
+            ports: PortCatalog) -> DeviceResult:
+    connections, contexts = [], []
+    for row in rows:
+        if row["CompromisedDevice"] != name:
+            continue
+        c = Connection.from_row(row)
+        new_address, new_device = history.context(c) if history else (None, None)
+        connections.append(c)
+        contexts.append(Context(c.RemoteIP, tuple(ports.label(p, c.ConnectedPorts) for p in c.ConnectedPorts),
+                                tuple(ports.admin(c.ConnectedPorts)), new_address, new_device,
+                                str(row.get("RemoteDeviceId") or "") or None))
+    failed = tuple(FailedConnections.from_row(r) for r in failed_rows if r["CompromisedDevice"] == name)
+    return DeviceResult(name, tuple(connections), tuple(contexts), failed)

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 
@@ -22,6 +22,8 @@ from .window import Window, iso
 
 LATERAL_MOVEMENT = "lateral_movement.kql"
 MATCHED_DEVICES = "matched_devices.kql"
+FAILED_CONNECTIONS = "failed_connections.kql"
+BASELINE = "baseline.kql"
 
 _BLOCK = re.compile(r"// --- parameters ---\n(?P<body>.*?)// --- end parameters ---\n", re.DOTALL)
 _LET = re.compile(r"^let (?P<name>[A-Za-z_][A-Za-z0-9_]*) = ", re.MULTILINE)
@@ -73,21 +75,28 @@ class Parameters:
     excluded_accounts: tuple[str, ...]
 
 
+def _selector(p: Parameters) -> dict[str, Value]:
+    return {"SelectorKind": p.selector.kind, "SelectorValue": p.selector.value}
+
+
+def _exclusions(p: Parameters) -> dict[str, Value]:
+    return {"ExcludedProcesses": [v.lower() for v in p.excluded_processes],
+            "ExcludedAccounts": [v.lower() for v in p.excluded_accounts]}
+
+
 def lateral_movement(p: Parameters) -> str:
-    return bind(LATERAL_MOVEMENT, {
-        "SelectorKind": p.selector.kind,
-        "SelectorValue": p.selector.value,
-        "WindowStart": p.window.start,
-        "WindowEnd": p.window.end,
-        "ExcludedProcesses": [v.lower() for v in p.excluded_processes],
-        "ExcludedAccounts": [v.lower() for v in p.excluded_accounts],
-    })
+    return bind(LATERAL_MOVEMENT, _selector(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end} | _exclusions(p))
+
+
+def failed_connections(p: Parameters) -> str:
+    return bind(FAILED_CONNECTIONS, _selector(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end} | _exclusions(p))
+
+
+def baseline(p: Parameters, days: int) -> str:
+    """The `days` before the window (end exclusive: the window itself is not baseline)."""
+    return bind(BASELINE, _selector(p) | {"BaselineStart": p.window.start - timedelta(days=days),
+                                          "BaselineEnd": p.window.start} | _exclusions(p))
 
 
 def matched_devices(p: Parameters) -> str:
-    return bind(MATCHED_DEVICES, {
-        "SelectorKind": p.selector.kind,
-        "SelectorValue": p.selector.value,
-        "WindowStart": p.window.start,
-        "WindowEnd": p.window.end,
-    })
+    return bind(MATCHED_DEVICES, _selector(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end})

@@ -38,19 +38,14 @@ class Connection:
     def from_row(cls, row: Mapping[str, Any]) -> Connection:
         """An engine's row → Connection. Engines differ in how they hand back arrays
         (lists or JSON text) and empty strings; the model is the same for all."""
-        def array(value: Any) -> list[Any]:
-            if isinstance(value, str):
-                value = json.loads(value) if value else []
-            return list(value or [])
-
         def text(value: Any) -> str | None:
             return None if value in (None, "") else str(value)
 
         return cls(
             RemoteIP=str(row["RemoteIP"]),
             RemoteDeviceName=text(row.get("RemoteDeviceName")),
-            RemoteDeviceCandidates=tuple(sorted({str(v) for v in array(row.get("RemoteDeviceCandidates"))})),
-            ConnectedPorts=tuple(sorted({int(v) for v in array(row.get("ConnectedPorts")) if v is not None})),
+            RemoteDeviceCandidates=tuple(sorted({str(v) for v in _array(row.get("RemoteDeviceCandidates"))})),
+            ConnectedPorts=_ports(row.get("ConnectedPorts")),
             ConnectionCount=int(row["ConnectionCount"]),
             FirstSeen=_moment(row["FirstSeen"]),
             LastSeen=_moment(row["LastSeen"]),
@@ -72,6 +67,54 @@ class Connection:
         }
 
 
+def _array(value: Any) -> list[Any]:
+    """Engines hand back arrays as lists or as JSON text."""
+    if isinstance(value, str):
+        value = json.loads(value) if value else []
+    return list(value or [])
+
+
+def _ports(value: Any) -> tuple[int, ...]:
+    return tuple(sorted({int(v) for v in _array(value) if v is not None}))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the comment adds to one row of SPEC.md section 4 (kept apart from the row)."""
+
+    RemoteIP: str
+    Services: tuple[str, ...]  # "445 SMB", "49726 dynamic RPC"
+    AdminPorts: tuple[int, ...]  # remote administration / file sharing
+    NewAddress: bool | None  # not contacted in the baseline period; None: no baseline
+    NewDevice: bool | None  # None: no baseline, or no Defender device
+    RemoteDeviceId: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"RemoteIP": self.RemoteIP, "Services": list(self.Services), "AdminPorts": list(self.AdminPorts),
+                "NewAddress": self.NewAddress, "NewDevice": self.NewDevice, "RemoteDeviceId": self.RemoteDeviceId}
+
+
+@dataclass(frozen=True)
+class FailedConnections:
+    """Failed and attempted connections to one internal address (failed_connections.kql)."""
+
+    RemoteIP: str
+    Failed: int
+    Attempted: int
+    Ports: tuple[int, ...]
+    FirstSeen: datetime
+    LastSeen: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FailedConnections:
+        return cls(str(row["RemoteIP"]), int(row["Failed"]), int(row["Attempted"]), _ports(row.get("Ports")),
+                   _moment(row["FirstSeen"]), _moment(row["LastSeen"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"RemoteIP": self.RemoteIP, "Failed": self.Failed, "Attempted": self.Attempted,
+                "Ports": list(self.Ports), "FirstSeen": iso(self.FirstSeen), "LastSeen": iso(self.LastSeen)}
+
+
 def _moment(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
@@ -85,9 +128,17 @@ def _moment(value: Any) -> datetime:
 class DeviceResult:
     device_name: str
     connections: tuple[Connection, ...]
+    context: tuple[Context, ...] = ()  # one per connection, same order
+    failed: tuple[FailedConnections, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.context) != len(self.connections):
+            raise ValueError(f"{self.device_name}: {len(self.connections)} connections but {len(self.context)} contexts")
 
     def to_json(self) -> dict[str, Any]:
-        return {"deviceName": self.device_name, "connections": [c.to_json() for c in self.connections]}
+        return {"deviceName": self.device_name, "connections": [c.to_json() for c in self.connections],
+                "context": [c.to_json() for c in self.context],
+                "failedConnections": [f.to_json() for f in self.failed]}
 
 
 @dataclass(frozen=True)
@@ -100,6 +151,8 @@ class HostResult:
     # Partial results or a failure, in words an analyst can act on.
     message: str | None = None
     partial: bool = False
+    # The lateral-movement query exactly as run, for the comment's links.
+    query: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -113,7 +166,28 @@ class HostResult:
             doc["partial"] = True
         if self.message:
             doc["message"] = self.message
+        if self.query:
+            doc["query"] = self.query
         return doc
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The comment's first line, in numbers."""
+
+    devices: int  # distinct internal Defender devices reached
+    admin_devices: int  # of those, reached over remote administration / file sharing
+    admin_addresses_without_device: int
+    addresses_without_device: int
+    new_destinations: int  # addresses not contacted in the baseline period
+    failed_attempts: int
+    failed_addresses: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"internalDevices": self.devices, "devicesOverAdminProtocols": self.admin_devices,
+                "adminAddressesWithoutDevice": self.admin_addresses_without_device,
+                "addressesWithoutDevice": self.addresses_without_device, "newDestinations": self.new_destinations,
+                "failedAttempts": self.failed_attempts, "failedAddresses": self.failed_addresses}
 
 
 @dataclass(frozen=True)
@@ -124,6 +198,7 @@ class TriageResult:
     engine: str
     skipped_reason: str | None = None
     comment_id: str | None = field(default=None, compare=False)
+    baseline_days: int = 0
 
     @property
     def status(self) -> RunStatus:
@@ -132,6 +207,19 @@ class TriageResult:
         if any(h.status == "failed" for h in self.hosts):
             return "failed" if all(h.status == "failed" for h in self.hosts) else "partial"
         return "partial" if any(h.partial for h in self.hosts) else "done"
+
+    def summary(self) -> Summary:
+        rows = [(c, x) for h in self.hosts for d in h.devices for c, x in zip(d.connections, d.context)]
+        failed = [f for h in self.hosts for d in h.devices for f in d.failed]
+        return Summary(
+            devices=len({c.RemoteDeviceName.lower() for c, _ in rows if c.RemoteDeviceName}),
+            admin_devices=len({c.RemoteDeviceName.lower() for c, x in rows if c.RemoteDeviceName and x.AdminPorts}),
+            admin_addresses_without_device=len({c.RemoteIP for c, x in rows if not c.RemoteDeviceName and x.AdminPorts}),
+            addresses_without_device=len({c.RemoteIP for c, _ in rows if not c.RemoteDeviceName}),
+            new_destinations=len({c.RemoteIP for c, x in rows if x.NewAddress}),
+            failed_attempts=sum(f.Failed + f.Attempted for f in failed),
+            failed_addresses=len({f.RemoteIP for f in failed}),
+        )
 
     @property
     def row_count(self) -> int:
@@ -147,6 +235,8 @@ class TriageResult:
         }
         if self.skipped_reason:
             doc["skippedReason"] = self.skipped_reason
+        doc["summary"] = self.summary().to_json()
+        doc["baselineDays"] = self.baseline_days
         if self.comment_id:
             doc["commentId"] = self.comment_id
         return doc

@@ -6,20 +6,24 @@ from html.parser import HTMLParser
 
 
 class _Rows(HTMLParser):
+    """Cells of every table, header cells included, table by table."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[list[str]] = []
+        self.tables: list[list[list[str]]] = []
         self._cell: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "tr":
-            self.rows.append([])
-        elif tag == "td":
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
             self._cell = []
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "td" and self._cell is not None:
-            self.rows[-1].append("".join(self._cell))
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell))
             self._cell = None
 
     def handle_data(self, data: str) -> None:
@@ -28,18 +32,27 @@ class _Rows(HTMLParser):
 
 
 def comment_rows(html: str) -> list[tuple[str, str, str, str, str, str]]:
-    """(last seen, remote IP, remote device, ports, count, first seen) per table row."""
+    """(last seen, remote IP, remote device, ports, count, first seen) per row of the
+    successful-connection tables, sorted (the comment puts admin protocols first).
+    Ports are the numbers of the "445 SMB, 3389 RDP" cell."""
     parser = _Rows()
     parser.feed(html)
-    return [tuple(r[:6]) for r in parser.rows if r]  # type: ignore[misc]
+    rows = []
+    for header, *body in parser.tables:
+        if header[1:3] != ["Last seen (UTC)", "Remote IP"]:
+            continue  # the failed-connection tables
+        for _, last, ip, device, ports, count, first, *_ in body:
+            numbers = ", ".join(p.split(" ")[0] for p in ports.split(", ")) if ports else ""
+            rows.append((last, ip, device, numbers, count, first))
+    return sorted(rows)
 
 
 def expected_rows(expected: dict) -> list[tuple[str, str, str, str, str, str]]:
-    return [
+    return sorted([
         (c["LastSeen"], c["RemoteIP"], c["RemoteDeviceName"] or "no Defender device", ", ".join(map(str, c["ConnectedPorts"])),
          str(c["ConnectionCount"]), c["FirstSeen"])
         for h in expected["hosts"] for d in h["devices"] for c in d["connections"]
-    ]
+    ])
 
 
 def remote_device(cell: str) -> str:
