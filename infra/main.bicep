@@ -56,6 +56,42 @@ param triageExcludedAccounts string = 'local service'
 @description('Seconds all Log Analytics queries of one run may take, retries included (TRIAGE_QUERY_BUDGET_SECONDS); keep it under the 230 s HTTP limit.')
 param triageQueryBudgetSeconds string = '150'
 
+@description('Extra remote-administration/file-sharing ports to emphasise, comma-separated, optionally named: 5900=VNC,8443 (TRIAGE_ADMIN_PORTS).')
+param triageAdminPorts string = ''
+
+@description('Days before the search window whose destinations are not reported as new; 0 turns it off (TRIAGE_BASELINE_DAYS).')
+param triageBaselineDays string = '14'
+
+@description('true: add labels such as lateral-movement:smb to the incident; this changes the incident (TRIAGE_ADD_LABELS).')
+@allowed([
+  'true'
+  'false'
+])
+param triageAddLabels string = 'false'
+
+@description('Raise the incident to this severity when the rule matches; empty: never (TRIAGE_RAISE_SEVERITY_TO).')
+@allowed([
+  ''
+  'High'
+  'Medium'
+  'Low'
+])
+param triageRaiseSeverityTo string = ''
+
+@description('The rule for raising the severity: admin (an internal device reached over an admin protocol) or any (any internal connection) (TRIAGE_RAISE_SEVERITY_WHEN).')
+@allowed([
+  'admin'
+  'any'
+])
+param triageRaiseSeverityWhen string = 'admin'
+
+@description('true: add an incident task asking the analyst to review the connections (TRIAGE_CREATE_TASK).')
+@allowed([
+  'true'
+  'false'
+])
+param triageCreateTask string = 'false'
+
 // /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>
 var workspaceIdParts = split(sentinelWorkspaceResourceId, '/')
 var workspaceSubscriptionId = workspaceIdParts[2]
@@ -142,6 +178,12 @@ module functionApp 'modules/function.bicep' = {
     excludedProcesses: triageExcludedProcesses
     excludedAccounts: triageExcludedAccounts
     queryBudgetSeconds: triageQueryBudgetSeconds
+    adminPorts: triageAdminPorts
+    baselineDays: triageBaselineDays
+    addLabels: triageAddLabels
+    raiseSeverityTo: triageRaiseSeverityTo
+    raiseSeverityWhen: triageRaiseSeverityWhen
+    createTask: triageCreateTask
   }
 }
 

@@ -1,5 +1,6 @@
 """The Sentinel REST API (Microsoft.SecurityInsights): read an incident and its entities,
-write the triage comment. Implements `pipeline.Sentinel`.
+write the triage comment and task, add labels and raise the severity. Implements
+`pipeline.Sentinel`.
 
 An azure-core pipeline carries the token; retries are done here rather than by
 azure-core's RetryPolicy because the API's rules differ from its defaults: 409 is
@@ -13,7 +14,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -25,6 +26,8 @@ PRODUCT = "lateral-movement-triage"
 # The comment id is a function of (incident, product) only, so a re-run or a duplicate
 # delivery overwrites the same comment. ARM ids are case-insensitive, hence lower().
 _COMMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, f"urn:{PRODUCT}:incident-comment")
+# Likewise one task per incident; its own namespace so the task and comment ids differ.
+_TASK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, f"urn:{PRODUCT}:incident-task")
 
 _INCIDENT_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.OperationalInsights"
@@ -36,10 +39,47 @@ _CONFLICT_RETRIES = 2
 _DEFAULT_WAIT = 2.0  # seconds, doubled per attempt, when a busy answer has no Retry-After
 _CONFLICT_WAIT = 1.0  # a concurrent write of one comment is over in well under a second
 _REQUEST_TIMEOUT = 30.0
+_STALE_RETRIES = 3  # re-reads of an incident someone else changed between our read and our write
+_SEVERITIES = ("Informational", "Low", "Medium", "High")  # lowest first
+# IncidentProperties a PUT carries (the spec's writable ones): a PUT replaces the incident, so
+# every one of them is sent back as read, or an owner or classification set by someone is lost.
+# The readOnly ones (incidentNumber, createdTimeUtc, additionalData ...) must not be sent.
+_WRITABLE = ("title", "description", "severity", "status", "classification", "classificationComment",
+             "classificationReason", "owner", "labels", "firstActivityTimeUtc", "lastActivityTimeUtc")
 
 
 def comment_id(incident_arm_id: str) -> str:
     return str(uuid.uuid5(_COMMENT_NAMESPACE, incident_arm_id.lower()))
+
+
+def task_id(incident_arm_id: str) -> str:
+    return str(uuid.uuid5(_TASK_NAMESPACE, incident_arm_id.lower()))
+
+
+def updated_incident(incident: dict[str, Any], add_labels: Sequence[str],
+                     raise_severity_to: str | None) -> dict[str, Any] | None:
+    """The Incidents_CreateOrUpdate body for `incident` (as read) with the labels added and the
+    severity raised; None when that changes nothing."""
+    read = incident.get("properties") or {}
+    # labelType is readOnly in the spec (the service sets it), so labels go back by name only.
+    labels = [{"labelName": label["labelName"]} for label in read.get("labels") or [] if label.get("labelName")]
+    have = {label["labelName"].lower() for label in labels}
+    kept = len(labels)
+    for name in add_labels:
+        if name.lower() not in have:
+            labels.append({"labelName": name})
+            have.add(name.lower())
+    severity = read.get("severity")
+    if raise_severity_to and _rank(raise_severity_to) > _rank(severity):
+        severity = raise_severity_to
+    if len(labels) == kept and severity == read.get("severity"):
+        return None
+    properties = {name: _without_nulls(read[name]) for name in _WRITABLE if read.get(name) is not None}
+    properties.update(labels=labels, severity=severity)
+    body: dict[str, Any] = {"properties": properties}
+    if incident.get("etag"):
+        body["etag"] = incident["etag"]
+    return body
 
 
 def canonical_incident_path(arm_id: str) -> str:
@@ -107,7 +147,29 @@ class SentinelClient:
                    {"properties": {"message": html}})
         return name
 
-    def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def update_incident(self, arm_id: str, add_labels: Sequence[str], raise_severity_to: str | None) -> None:
+        """Read, change, write back with If-Match; when someone else wrote in between, read again
+        and re-apply, so their change is kept rather than overwritten."""
+        path = canonical_incident_path(arm_id)
+        for _ in range(1 + _STALE_RETRIES):
+            body = updated_incident(self.get_incident(arm_id), add_labels, raise_severity_to)
+            if body is None:
+                return
+            try:
+                self._call("PUT", path, "update the incident", body, if_match=body.get("etag"))
+                return
+            except _Stale:
+                continue
+        raise TransientError(f"the incident kept changing while trying to update it ({_STALE_RETRIES} re-reads)")
+
+    def write_task(self, arm_id: str, title: str, description: str) -> str:
+        name = task_id(arm_id)
+        self._call("PUT", f"{canonical_incident_path(arm_id)}/tasks/{name}", "write the task",
+                   {"properties": {"title": title, "description": description, "status": "New"}})
+        return name
+
+    def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None,
+              if_match: str | None = None) -> dict[str, Any]:
         from azure.core.exceptions import ServiceRequestError, ServiceResponseError
         from azure.core.rest import HttpRequest
 
@@ -117,7 +179,8 @@ class SentinelClient:
         while True:
             attempt += 1
             default_wait = _DEFAULT_WAIT * 2 ** (attempt - 1)
-            request = HttpRequest(method, url, json=body)
+            headers = {"If-Match": if_match} if if_match else None
+            request = HttpRequest(method, url, json=body, headers=headers)
             try:
                 response = self._client.send_request(request, connection_timeout=10, read_timeout=_REQUEST_TIMEOUT)
             except (ServiceRequestError, ServiceResponseError) as exc:
@@ -130,6 +193,10 @@ class SentinelClient:
                 problem = f"HTTP {status} {code}: {message}"
                 if status == 401:
                     raise AuthenticationError(f"Sentinel refused the token when trying to {what} ({problem})")
+                if if_match and status in (409, 412):
+                    # The resource changed since it was read (412 to If-Match; a stale etag in the body
+                    # is a 409 Conflict): sending this body again would undo the other writer's change.
+                    raise _Stale(problem)
                 if status == 409:
                     # Another delivery is writing the same comment: let it finish, then overwrite.
                     if conflicts == _CONFLICT_RETRIES:
@@ -145,6 +212,24 @@ class SentinelClient:
             if time.monotonic() - started + wait > self._budget:
                 raise TransientError(f"Sentinel could not {what} within {self._budget:.0f} s: {problem}")
             self._sleep(wait)
+
+
+class _Stale(Exception):
+    """The resource's etag no longer matches: read it again. Never leaves this module."""
+
+
+def _rank(severity: str | None) -> int:
+    return _SEVERITIES.index(severity) if severity in _SEVERITIES else -1
+
+
+def _without_nulls(value: Any) -> Any:
+    """The API reads back unset fields as null (an unassigned owner), but its schema does not
+    accept null for them: leave them out."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def _json(text: str) -> dict[str, Any]:

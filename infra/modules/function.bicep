@@ -79,6 +79,24 @@ param excludedAccounts string
 @description('Seconds all Log Analytics queries of one run may take.')
 param queryBudgetSeconds string
 
+@description('Extra admin/file-sharing ports to emphasise, comma-separated, optionally named (5900=VNC).')
+param adminPorts string
+
+@description('Days before the window whose destinations are not new; 0 turns the baseline off.')
+param baselineDays string
+
+@description('true: add lateral-movement:<protocol> labels to the incident.')
+param addLabels string
+
+@description('High, Medium or Low: raise the incident to it when the rule matches; empty: never.')
+param raiseSeverityTo string
+
+@description('The rule that raises the severity: admin or any.')
+param raiseSeverityWhen string
+
+@description('true: add an incident task for the analyst.')
+param createTask string
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -125,6 +143,30 @@ var triageSettings = [
   {
     name: 'TRIAGE_QUERY_BUDGET_SECONDS'
     value: queryBudgetSeconds
+  }
+  {
+    name: 'TRIAGE_ADMIN_PORTS'
+    value: adminPorts
+  }
+  {
+    name: 'TRIAGE_BASELINE_DAYS'
+    value: baselineDays
+  }
+  {
+    name: 'TRIAGE_ADD_LABELS'
+    value: addLabels
+  }
+  {
+    name: 'TRIAGE_RAISE_SEVERITY_TO'
+    value: raiseSeverityTo
+  }
+  {
+    name: 'TRIAGE_RAISE_SEVERITY_WHEN'
+    value: raiseSeverityWhen
+  }
+  {
+    name: 'TRIAGE_CREATE_TASK'
+    value: createTask
   }
 ]
 

@@ -2,10 +2,14 @@
 request against the official API spec (sentinel/spec-2025-09-01): the path must be
 one of the spec's paths with its literal casing, the method one of its operations,
 api-version the spec's version, path parameters must meet their patterns and the
-request body must validate against the operation's body schema. Anything else is
-answered as ARM would and recorded in `violations`, which the fixtures assert empty.
+request body must validate against the operation's body schema and carry none of the
+properties the spec marks readOnly (Swagger 2.0: "MUST NOT be sent as part of the
+request"). Anything else is answered as ARM would and recorded in `violations`, which
+the fixtures assert empty.
 
-It stores comments, serves incidents and their entities, and serves queued faults.
+It stores comments, tasks and incidents (a PUT replaces the writable properties and
+changes the etag; a stale If-Match is 412, a stale body etag 409), serves entities,
+queued faults and edits by another writer that land just before a given request.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote, urljoin
 
 import jsonschema
@@ -28,6 +32,9 @@ from referencing.jsonschema import DRAFT4
 
 from .https import HttpsServer, Reply, Request
 from .identity_server import IdentityServer
+
+if TYPE_CHECKING:
+    from referencing._core import Resolver  # what Registry.resolver() returns; not re-exported
 
 SPEC = Path(__file__).resolve().parent / "sentinel" / "spec-2025-09-01"
 # The spec's files sit deeper in their repository than here; refs are resolved against
@@ -81,6 +88,42 @@ def load_operations() -> tuple[list[Operation], str, Registry]:
     return operations, spec["info"]["version"], registry
 
 
+def _resolve(schema: dict[str, Any], resolver: Resolver) -> tuple[dict[str, Any], Resolver, bool]:
+    """The schema behind a $ref chain, its resolver, and whether any step on the way is readOnly
+    (the spec puts readOnly both beside a $ref and on the referenced definition)."""
+    read_only = schema.get("readOnly") is True
+    while "$ref" in schema:
+        resolved = resolver.lookup(schema["$ref"])
+        schema, resolver = resolved.contents, resolved.resolver
+        read_only = read_only or schema.get("readOnly") is True
+    return schema, resolver, read_only
+
+
+def _properties(schema: dict[str, Any], resolver: Resolver) -> dict[str, tuple[dict[str, Any], Resolver]]:
+    """A schema's properties, its allOf parents' included."""
+    schema, resolver, _ = _resolve(schema, resolver)
+    found: dict[str, tuple[dict[str, Any], Resolver]] = {}
+    for parent in schema.get("allOf", []):
+        found.update(_properties(parent, resolver))
+    found.update({name: (sub, resolver) for name, sub in schema.get("properties", {}).items()})
+    return found
+
+
+def read_only_sent(value: Any, schema: dict[str, Any], resolver: Resolver, where: str = "") -> list[str]:
+    """Paths of the readOnly properties present in a request body."""
+    schema, resolver, read_only = _resolve(schema, resolver)
+    if read_only and where:
+        return [where]
+    if isinstance(value, dict):
+        properties = _properties(schema, resolver)
+        return [path for name, item in value.items() if name in properties
+                for path in read_only_sent(item, *properties[name], f"{where}.{name}".lstrip("."))]
+    if isinstance(value, list) and "items" in schema:
+        return [path for i, item in enumerate(value)
+                for path in read_only_sent(item, schema["items"], resolver, f"{where}[{i}]")]
+    return []
+
+
 def arm_error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
@@ -100,10 +143,15 @@ class SentinelServer:
         self.incidents: dict[str, dict[str, Any]] = {}
         self.entities: dict[str, list[dict[str, Any]]] = {}
         self.comments: dict[str, dict[str, dict[str, Any]]] = {}
+        self.tasks: dict[str, dict[str, dict[str, Any]]] = {}
         self.faults: list[Fault] = []
+        self.interleaved: list[tuple[str, Callable[[], None]]] = []
         self.violations: list[str] = []
         self.calls: list[str] = []  # operationIds served, in order
         self._lock = threading.Lock()
+        root = self._registry.resolver().lookup(_BASE + "Incidents.json#/definitions/IncidentProperties")
+        self._writable = {name for name, (sub, resolver) in _properties(root.contents, root.resolver).items()
+                          if not _resolve(sub, resolver)[2]}
         self.server = HttpsServer(ca, self._handle)
         self.url = self.server.url
 
@@ -120,6 +168,23 @@ class SentinelServer:
     def comments_on(self, incident_id: str) -> dict[str, dict[str, Any]]:
         return self.comments.get(_key(incident_id), {})
 
+    def tasks_on(self, incident_id: str) -> dict[str, dict[str, Any]]:
+        return self.tasks.get(_key(incident_id), {})
+
+    def incident(self, incident_id: str) -> dict[str, Any]:
+        return self.incidents[_key(incident_id)]
+
+    def edit_incident(self, incident_id: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Another writer (an analyst, a playbook) changes the incident's properties: new etag."""
+        stored = self.incidents[_key(incident_id)]
+        change(stored["properties"])
+        _touch(stored)
+
+    def before_next(self, operation_id: str, action: Callable[[], None]) -> None:
+        """Run `action` just before the next `operation_id` is served, e.g. an edit_incident that
+        lands between the client's read and its write."""
+        self.interleaved.append((operation_id, action))
+
     def fail(self, *faults: Fault) -> None:
         self.faults.extend(faults)
 
@@ -127,9 +192,12 @@ class SentinelServer:
         self.incidents.clear()
         self.entities.clear()
         self.comments.clear()
+        self.tasks.clear()
         self.faults.clear()
+        self.interleaved.clear()
         self.violations.clear()
         self.calls.clear()
+        self.server.requests.clear()
 
     # --- the API ---
 
@@ -163,33 +231,42 @@ class SentinelServer:
                 validator.validate(body)
             except (ValueError, jsonschema.ValidationError) as exc:
                 return self._violation(400, "InvalidRequestContent", f"{op.operation_id} body: {str(exc)[:300]}")
-            read_only = set((body.get("properties") or {}).keys()) & {"createdTimeUtc", "lastModifiedTimeUtc", "author"}
+            schema = self._registry.resolver().lookup(op.body_schema_ref)
+            read_only = read_only_sent(body, schema.contents, schema.resolver)
             if read_only:
-                return self._violation(400, "InvalidRequestContent", f"read-only properties sent: {sorted(read_only)}")
+                return self._violation(400, "InvalidRequestContent", f"read-only properties sent: {read_only}")
         elif request.body and request.method in ("GET", "DELETE"):
             return self._violation(400, "InvalidRequestContent", f"{op.operation_id} takes no body")
         if self.identity.audience_of(request.bearer()) != self.url:
             return Reply(401, arm_error("InvalidAuthenticationToken", "The access token is invalid or for another audience."))
         with self._lock:
             self.calls.append(op.operation_id)
+            action = next((a for a in self.interleaved if a[0] == op.operation_id), None)
+            if action is not None:
+                self.interleaved.remove(action)
+                action[1]()
             fault = next((f for f in self.faults if f.operation_id == op.operation_id), None)
             if fault is not None:
                 self.faults.remove(fault)
                 return Reply(fault.status, arm_error(fault.code, f"injected {fault.status}"), fault.headers)
-            return self._serve(op.operation_id, request.path, match, body)
+            return self._serve(op.operation_id, request, match, body)
 
-    def _serve(self, operation_id: str, path: str, match: re.Match[str], body: Any) -> Reply:
-        incident_path = path.split("/comments")[0].removesuffix("/entities")
-        key = _key(incident_path)
+    def _serve(self, operation_id: str, request: Request, match: re.Match[str], body: Any) -> Reply:
+        path = request.path
+        key = _key(path[:match.end("incidentId")])
         if key not in self.incidents:
             return Reply(404, arm_error("NotFound", f"Incident {match['incidentId']} not found"))
         if operation_id == "Incidents_Get":
             return Reply(200, self.incidents[key])
+        if operation_id == "Incidents_CreateOrUpdate":
+            return self._replace_incident(key, request.headers.get("if-match"), body)
         if operation_id == "Incidents_ListEntities":
             entities = self.entities[key]
             kinds = sorted({e["kind"] for e in entities})
             return Reply(200, {"entities": entities,
                                "metaData": [{"entityKind": k, "count": sum(e["kind"] == k for e in entities)} for k in kinds]})
+        if operation_id == "IncidentTasks_CreateOrUpdate":
+            return self._write_task(key, path, match["incidentTaskId"], body)
         comments = self.comments.setdefault(key, {})
         if operation_id == "IncidentComments_List":
             return Reply(200, {"value": list(comments.values())})
@@ -197,7 +274,7 @@ class SentinelServer:
         if operation_id == "IncidentComments_Get":
             return Reply(200, comments[name]) if name in comments else Reply(404, arm_error("NotFound", "no such comment"))
         if operation_id == "IncidentComments_CreateOrUpdate":
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            now = _now()
             existing = comments.get(name)
             comments[name] = {
                 "id": path, "name": name, "type": "Microsoft.SecurityInsights/incidents/comments",
@@ -209,6 +286,53 @@ class SentinelServer:
             }
             return Reply(200 if existing else 201, comments[name])
         return self._violation(501, "NotImplemented", f"{operation_id} is not served by this contract server")
+
+    def _replace_incident(self, key: str, if_match: str | None, body: dict[str, Any]) -> Reply:
+        """PUT of an existing incident: the body's writable properties replace the stored ones (what
+        the body leaves out is cleared); readOnly ones stay the server's."""
+        stored = self.incidents[key]
+        if if_match is not None and if_match not in ("*", stored["etag"]):
+            return Reply(412, arm_error("PreconditionFailed",
+                                        f"The If-Match etag {if_match} does not match the incident's current etag."))
+        if if_match is None and body.get("etag") not in (None, stored["etag"]):
+            return Reply(409, arm_error("Conflict", "The incident was modified since its etag was read."))
+        sent = body["properties"]
+        types = {label["labelName"].lower(): label.get("labelType", "User")
+                 for label in stored["properties"].get("labels", [])}
+        properties = {k: v for k, v in stored["properties"].items() if k not in self._writable}
+        properties.update(sent)
+        # The service sets labelType: a label it already had keeps its type, a new one is the user's.
+        properties["labels"] = [{"labelName": name, "labelType": types.get(name.lower(), "User")}
+                                for name in (label["labelName"] for label in sent.get("labels", []))]
+        stored["properties"] = properties
+        _touch(stored)
+        return Reply(200, stored)
+
+    def _write_task(self, key: str, path: str, name: str, body: dict[str, Any]) -> Reply:
+        tasks = self.tasks.setdefault(key, {})
+        existing = tasks.get(name)
+        author = {"objectId": self.identity.client_id, "name": "triage function"}
+        now = _now()
+        tasks[name] = {
+            "id": path, "name": name, "type": "Microsoft.SecurityInsights/incidents/tasks",
+            "etag": f'"{uuid.uuid4()}"',
+            "properties": {**body["properties"],
+                           "createdTimeUtc": existing["properties"]["createdTimeUtc"] if existing else now,
+                           "lastModifiedTimeUtc": now,
+                           "createdBy": existing["properties"]["createdBy"] if existing else author,
+                           "lastModifiedBy": author},
+        }
+        return Reply(200 if existing else 201, tasks[name])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _touch(incident: dict[str, Any]) -> None:
+    """Every write of an incident gives it a new etag."""
+    incident["etag"] = f'"{uuid.uuid4()}"'
+    incident["properties"]["lastModifiedTimeUtc"] = _now()
 
 
 def _key(incident_id: str) -> str:
