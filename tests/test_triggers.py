@@ -312,3 +312,31 @@ def test_http_partial_results_are_written_and_flagged(azure):
     html = only_comment(azure, body["object"]["id"])["properties"]["message"]
     assert "Partial results" in html and "exceed the set limit" in html
     assert_rows_match(html, case)
+
+
+# --- follow-ups (issue 6), end to end ----------------------------------------------------
+
+def test_follow_ups_are_off_by_default(azure):
+    body = azure.add_case(EXAMPLES / "otrf-psremoting")
+    response, _ = post(body)
+    assert response.status_code == 200
+    incident = azure.sentinel.incident(body["object"]["id"])
+    assert incident["properties"]["labels"] == [] and azure.sentinel.tasks_on(body["object"]["id"]) == {}
+
+
+def test_follow_ups_label_raise_and_ask_when_enabled(azure, monkeypatch):
+    # psremoting: SMB 445 to the DC and WinRM 5985 to workstation6, both admin protocols.
+    monkeypatch.setenv("TRIAGE_ADD_LABELS", "true")
+    monkeypatch.setenv("TRIAGE_RAISE_SEVERITY_TO", "High")
+    monkeypatch.setenv("TRIAGE_CREATE_TASK", "true")
+    body = azure.add_case(EXAMPLES / "otrf-psremoting")
+    azure.sentinel.edit_incident(body["object"]["id"], lambda p: p.update(severity="Medium"))
+    for _ in range(2):  # a re-run changes nothing more
+        response, _ = post(body)
+        assert response.status_code == 200
+    properties = azure.sentinel.incident(body["object"]["id"])["properties"]
+    assert [label["labelName"] for label in properties["labels"]] == ["lateral-movement:smb", "lateral-movement:winrm"]
+    assert properties["severity"] == "High"
+    (task,) = azure.sentinel.tasks_on(body["object"]["id"]).values()
+    assert task["properties"]["title"] == "Review internal connections from workstation5.theshire.local"
+    assert "172.18.39.6 (workstation6.theshire.local): 5985 WinRM" in task["properties"]["description"]
