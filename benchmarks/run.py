@@ -70,7 +70,7 @@ def engines(size_name: str, formats: list[str]) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for fmt in formats:
         data = folder / fmt
-        results = {impl: measure(impl, data, generated.incident) for impl in ("embedded", "sql", "pandas")}
+        results = {impl: measure(impl, data, generated.incident) for impl in ("embedded", "product", "sql", "pandas")}
         digests = {m.figures["digest"] for m in results.values()}
         for impl, m in results.items():
             f = m.figures
@@ -119,18 +119,22 @@ def overhead(incidents: int = 300) -> None:
     from triage.config import Settings
     from triage.engine import Answer
 
+    from triage import query
+
     from .measure import NOW, embedded, open_data, parameters
 
     payload, p = parameters(DATA / "1m" / "incident.json")
-    answer = embedded(open_data(DATA / "1m" / "parquet"), payload)
-    lateral = Answer(rows=[c.to_json() for c in answer.rows])
-    matched = Answer(rows=[{"DeviceName": d} for d in answer.devices])
+    answer = embedded(open_data(DATA / "1m" / "parquet"), p)
+    answers = {query.matched_devices(p): Answer(rows=[{"DeviceName": d} for d in answer.devices]),
+               query.lateral_movement(p): Answer(rows=[c.to_json() for c in answer.rows]),
+               query.failed_connections(p): Answer(rows=[]),
+               query.baseline(p, Settings().baseline_days): Answer(rows=[])}
 
     class GivenAnswers:
         name = "given"
 
         def run(self, kql: str, window: Any) -> Answer:
-            return lateral if "mv-expand" in kql else matched
+            return answers[kql]
 
     class Sentinel:
         def write_comment(self, arm_id: str, html: str) -> str:

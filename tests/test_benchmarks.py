@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks import baselines
 from benchmarks.generate import Size, generate
-from benchmarks.measure import embedded, open_data, parameters
+from benchmarks.measure import embedded, open_data, parameters, product
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +20,15 @@ def export(tmp_path_factory) -> Path:
 def test_embedded_sql_and_pandas_agree(export, fmt):
     payload, p = parameters(export / "incident.json")
     con = open_data(export / fmt)
-    product = embedded(con, payload)
-    assert baselines.handwritten_sql(con, p) == product
-    assert baselines.with_pandas(*baselines.read_with_pandas(export / fmt), p) == product
+    answer = embedded(con, p)
+    assert baselines.handwritten_sql(con, p) == answer
+    assert baselines.with_pandas(*baselines.read_with_pandas(export / fmt), p) == answer
+    assert product(con, payload) == answer
 
 
 def test_generated_export_has_what_the_query_must_handle(export):
-    payload, _ = parameters(export / "incident.json")
-    answer = embedded(open_data(export / "parquet"), payload)
+    _, p = parameters(export / "incident.json")
+    answer = embedded(open_data(export / "parquet"), p)
     assert answer.devices == ("ws-00040.corp.contoso.com",)
     assert len(answer.rows) == 17
     by_ip = {row.RemoteIP: row for row in answer.rows}

@@ -51,6 +51,27 @@ def test_columnar_formats(tmp_path, fmt, options):
     assert_same_answer(CASE, copy_as(CASE, tmp_path / "d", fmt, **options))
 
 
+@pytest.mark.parametrize("time_type", ["TIMESTAMP", "TIMESTAMPTZ", "VARCHAR"])
+def test_parquet_time_column_of_any_type(tmp_path, time_type):
+    # Defender exports written by other tools carry the time as an instant (TIMESTAMPTZ),
+    # a UTC wall time or text; the first two are used as they are (row-group pruning).
+    folder = tmp_path / "d"
+    folder.mkdir()
+    con = duckdb.connect()
+    # The writer's zone must not matter for an instant; a wall time is written as UTC.
+    con.execute(f"SET TimeZone = '{'UTC' if time_type == 'TIMESTAMP' else 'Europe/Paris'}'")
+    for table in ("DeviceNetworkEvents", "DeviceNetworkInfo"):
+        src = tmp_path / f"{table}.json"
+        src.write_text(json.dumps(flat_rows(CASE, table)))
+        con.execute(f"COPY (SELECT * REPLACE (CAST(CAST(Timestamp AS TIMESTAMPTZ) AS {time_type}) AS Timestamp) "
+                    f"FROM read_json('{src}', format='array', columns={{Timestamp: 'VARCHAR', DeviceId: 'VARCHAR', "
+                    f"DeviceName: 'VARCHAR', ActionType: 'VARCHAR', RemoteIP: 'VARCHAR', RemotePort: 'INTEGER', "
+                    f"RemoteUrl: 'VARCHAR', InitiatingProcessFileName: 'VARCHAR', InitiatingProcessAccountName: 'VARCHAR', "
+                    f"InitiatingProcessAccountSid: 'VARCHAR', InitiatingProcessAccountUpn: 'VARCHAR', IPAddresses: 'VARCHAR'}})) "
+                    f"TO '{folder / (table + '.parquet')}' (FORMAT parquet)")
+    assert_same_answer(CASE, folder)
+
+
 def test_json_array_and_gzip_jsonl(tmp_path):
     folder = tmp_path / "d"
     folder.mkdir()

@@ -104,6 +104,11 @@ def _json_fields(tables: Iterable[str]) -> dict[str, str]:
     return fields
 
 
+# Time columns used as they are: the queries compare them with constants, so DuckDB can
+# skip row groups and filter inside the scan; a cast per row would prevent both.
+_UTC_TIMES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
+
+
 def _columnar_select(table: str, source: str, present: dict[str, str]) -> str:
     lowered = {c.lower(): c for c in present}
     cols = []
@@ -112,7 +117,7 @@ def _columnar_select(table: str, source: str, present: dict[str, str]) -> str:
         if column == "TimeGenerated":
             found = found or lowered.get("timestamp")
             # A Parquet time already in UTC is taken as it is, so DuckDB can prune row groups by it.
-            expr = "NULL" if not found else f'"{found}"' if present[found] == "TIMESTAMP" else _time(f'"{found}"')
+            expr = "NULL" if not found else f'"{found}"' if present[found] in _UTC_TIMES else _time(f'"{found}"')
         else:
             expr = f'CAST("{found}" AS {type_})' if found else f"CAST(NULL AS {type_})"
         cols.append(f"{expr} AS {column}")
