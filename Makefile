@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; run 'make PYTHON=python3 ...' with Python 3.11+"; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --quiet -e '.[dev]'
 	touch $(STAMP)
 
 $(AZURITE): package.json package-lock.json
@@ -26,13 +26,14 @@ $(AZURITE): package.json package-lock.json
 
 $(CHECKOV):
 	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/python -m pip install --quiet checkov==3.3.30
+	.venv-checkov/bin/python -m pip install --quiet --quiet checkov==3.3.30
 	touch $(CHECKOV)
 
 demo: install
 	$(PY) -m triage run --incident examples/otrf-psexec/incident.json --data examples/otrf-psexec/data --format table --now 2026-12-01T00:00:00Z
 
 test: install $(AZURITE) $(CHECKOV)
+	$(VENV)/bin/ruff check --quiet triage tests benchmarks function_app.py
 	$(PY) -m pytest -q
 
 clean:

@@ -1,7 +1,17 @@
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
+
+from contracts.azurite import Azurite
+from contracts.identity_server import IdentityServer
+from contracts.loganalytics_server import LogAnalyticsServer
+from contracts.sentinel_server import SentinelServer
+from triage.azure import LazyCredential
+from triage.config import Settings
+from triage.sentinel import SentinelClient
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -18,16 +28,6 @@ def case(request) -> Path:
 
 
 # --- Azure, on this machine: contract servers over real HTTPS with a test CA ---------
-
-import uuid  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import trustme  # noqa: E402
-
-from contracts.azurite import Azurite  # noqa: E402
-from contracts.identity_server import IdentityServer  # noqa: E402
-from contracts.loganalytics_server import LogAnalyticsServer  # noqa: E402
-from contracts.sentinel_server import SentinelServer  # noqa: E402
 
 MANAGED_IDENTITY_CLIENT_ID = "5b1d3c2e-7f4a-4e6b-9c8d-1a2b3c4d5e6f"
 
@@ -104,3 +104,15 @@ def azurite(ca, tmp_path_factory):
     yield server
     server.close()
 
+
+@pytest.fixture
+def client(azure) -> SentinelClient:
+    """The Sentinel client as the function builds it, talking to the contract server."""
+    settings = Settings.from_env()
+    return SentinelClient(settings.arm_endpoint, settings.sentinel_api_version,
+                          LazyCredential(settings.managed_identity_client_id))
+
+
+@pytest.fixture
+def incident_id(azure) -> str:
+    return azure.add_case(EXAMPLES / "otrf-psexec")["object"]["id"]

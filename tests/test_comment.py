@@ -8,7 +8,7 @@ import pytest
 
 from triage.comment import LIMIT, render
 from triage.incident import Incident
-from triage.result import Connection, Context, DeviceResult, FailedConnections, HostResult, TriageResult
+from triage.result import Connection, Context, DeviceResult, HostResult, TriageResult
 from triage.services import PortCatalog
 from triage.window import Window
 

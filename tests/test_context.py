@@ -8,9 +8,9 @@ import re
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
-from builders import event, incident, info, write_folder
+from builders import event, info
 from conftest import EXAMPLES, load_json
-from test_rules import NOW, WS01, rows, triage
+from test_rules import NOW, rows, triage
 from dataclasses import replace
 
 from triage import followups, pipeline

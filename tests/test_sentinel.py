@@ -7,24 +7,11 @@ from email.utils import format_datetime
 
 import pytest
 
-from conftest import EXAMPLES
 from contracts.sentinel_server import Fault
 from triage.azure import LazyCredential
 from triage.config import Settings
 from triage.errors import AuthenticationError, TransientError, UpstreamError
 from triage.sentinel import SentinelClient, comment_id, retry_after
-
-
-@pytest.fixture
-def client(azure):
-    settings = Settings.from_env()
-    return SentinelClient(settings.arm_endpoint, settings.sentinel_api_version,
-                          LazyCredential(settings.managed_identity_client_id))
-
-
-@pytest.fixture
-def incident_id(azure):
-    return azure.add_case(EXAMPLES / "otrf-psexec")["object"]["id"]
 
 
 def test_comment_id_is_uuid5_of_incident_and_product_whatever_the_casing(incident_id):

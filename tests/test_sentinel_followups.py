@@ -4,26 +4,11 @@ import uuid
 
 import pytest
 
-from conftest import EXAMPLES
 from contracts.sentinel_server import Fault
-from triage.azure import LazyCredential
-from triage.config import Settings
 from triage.errors import TransientError, UpstreamError
-from triage.sentinel import SentinelClient, canonical_incident_path, comment_id, task_id
+from triage.sentinel import canonical_incident_path, comment_id, task_id
 
 GET, PUT, TASK = "Incidents_Get", "Incidents_CreateOrUpdate", "IncidentTasks_CreateOrUpdate"
-
-
-@pytest.fixture
-def client(azure):
-    settings = Settings.from_env()
-    return SentinelClient(settings.arm_endpoint, settings.sentinel_api_version,
-                          LazyCredential(settings.managed_identity_client_id))
-
-
-@pytest.fixture
-def incident_id(azure):
-    return azure.add_case(EXAMPLES / "otrf-psexec")["object"]["id"]
 
 
 def set_properties(azure, incident_id, **values):

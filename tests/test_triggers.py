@@ -6,7 +6,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 
 import azure.functions as func
 import pytest

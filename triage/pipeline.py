@@ -4,7 +4,9 @@
 2. Host entities → device selectors           → incident.hosts_from_entities
 3. the search window                          → window.search_window
 4. the lateral-movement query per selector    → query + an Engine
+   (with the devices it matches, its failed attempts and its baseline, for context)
 5. render one comment, write it or hand it back → comment.render + a Sentinel writer
+   (then the follow-ups each setting asks for  → followups.apply)
 """
 
 from __future__ import annotations
@@ -104,16 +106,19 @@ def triage_host(host: Host, engine: Engine, window: Window, settings: Settings) 
         if not names:
             return replace(base, status="device_not_found", partial=bool(matched.partial_error),
                            message=matched.partial_error)
-        answers = [matched, engine.run(lateral, window), engine.run(query.failed_connections(params), window)]
+        connections = engine.run(lateral, window)
+        failed = engine.run(query.failed_connections(params), window)
+        history = None
         if settings.baseline_days:
             before = Window(window.start - timedelta(days=settings.baseline_days), window.start)
-            answers.append(engine.run(query.baseline(params, settings.baseline_days), before))
+            history = engine.run(query.baseline(params, settings.baseline_days), before)
     except UpstreamError as exc:
         return replace(base, status="failed", message=str(exc))
-    history = Baseline.from_rows(answers[3].rows) if settings.baseline_days else None
-    devices = tuple(_device(name, answers[1].rows, answers[2].rows, history, settings.ports) for name in _device_names(names, answers[1].rows))
+    baseline = Baseline.from_rows(history.rows) if history else None
+    devices = tuple(_device(name, connections.rows, failed.rows, baseline, settings.ports)
+                    for name in _device_names(names, connections.rows))
     ambiguous = selector.kind == "hostname" and len({n.lower() for n in names}) > 1
-    partial = next((a.partial_error for a in answers if a.partial_error), None)
+    partial = next((a.partial_error for a in (matched, connections, failed, history) if a and a.partial_error), None)
     return replace(base, status="ambiguous" if ambiguous else "found", devices=devices,
                    partial=bool(partial), message=partial)
 
