@@ -25,7 +25,7 @@ def test_json_run_through_the_real_entry_point():
 def test_table_is_the_default_and_says_it_is_a_dry_run():
     proc = triage("run", "--incident", str(CASE / "incident.json"), "--data", str(CASE / "data"))
     assert proc.returncode == 0
-    assert "workstation6.theshire.local" in proc.stdout and "135, 49726" in proc.stdout
+    assert "workstation6.theshire.local" in proc.stdout and "135 RPC, 49726 dynamic RPC" in proc.stdout
     assert "dry run" in proc.stderr
 
 
@@ -66,3 +66,45 @@ def test_window_options_narrow_the_search():
     doc = json.loads(proc.stdout)
     assert doc["window"] == {"start": "2020-09-20T16:00:00Z", "end": "2020-09-20T16:16:58.800000Z"}
     assert [c["RemoteIP"] for h in doc["hosts"] for d in h["devices"] for c in d["connections"]] == ["172.18.39.6"]
+
+
+def test_titles_with_brackets_are_printed_as_they_are(tmp_path):
+    body = json.loads((CASE / "incident.json").read_text())
+    body["object"]["properties"]["title"] = "[/bold] PsExec [red]to[/red] WORKSTATION6"
+    path = tmp_path / "incident.json"
+    path.write_text(json.dumps(body))
+    proc = triage("run", "--incident", str(path), "--data", str(CASE / "data"))
+    assert proc.returncode == 0, proc.stderr
+    assert "[/bold] PsExec [red]to[/red] WORKSTATION6" in proc.stdout
+
+
+@pytest.mark.parametrize("option, value", [("--now", ""), ("--lookback-hours", "nan"), ("--lookback-hours", "-5"),
+                                           ("--followup-hours", "inf"), ("--start", "yesterday")])
+def test_bad_options_exit_2_without_a_traceback(option, value):
+    proc = triage("run", "--incident", str(CASE / "incident.json"), "--data", str(CASE / "data"), f"{option}={value}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and option in proc.stderr
+
+
+@pytest.mark.parametrize("content, words", [
+    ("[" * 100000 + "]" * 100000, "nests too deeply"),
+    (json.dumps({"object": {"id": None, "properties": {"firstActivityTimeUtc": "0001-01-01T00:00:00Z",
+                                                       "relatedEntities": [{"kind": "Host", "properties": {"hostName": "ws1"}}]}}}),
+     "out of range"),
+])
+def test_extreme_incidents_exit_2(tmp_path, content, words):
+    path = tmp_path / "incident.json"
+    path.write_text(content)
+    proc = triage("run", "--incident", str(path), "--data", str(CASE / "data"))
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("ARM_ENDPOINT", "ftp://x", "ARM_ENDPOINT must be an https:// URL"),
+    ("LOG_ANALYTICS_ENDPOINT", "notaurl", "LOG_ANALYTICS_ENDPOINT must be an https:// URL"),
+    ("AZURE_CLIENT_ID", "notaguid", "AZURE_CLIENT_ID must be the managed identity's client id"),
+    ("TRIAGE_ADD_LABELS", "yes", "TRIAGE_ADD_LABELS must be true or false"),
+])
+def test_malformed_azure_settings_are_configuration_errors(name, value, words):
+    proc = subprocess.run([sys.executable, "-m", "triage", "run", "--incident", str(CASE / "incident.json"), "--dry-run"],
+                          capture_output=True, text=True, cwd=ROOT, env={name: value, "PATH": ""})
+    assert proc.returncode == 2 and words in proc.stderr

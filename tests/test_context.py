@@ -40,7 +40,7 @@ def test_summary_line_counts_what_the_rows_show():
         "addressesWithoutDevice": 1, "newDestinations": 5, "failedAttempts": 2, "failedAddresses": 2}
     first = re.match(r"<div><p>(.*?)</p>", outcome.comment_html).group(1)
     assert first == ("<b>Lateral-movement triage</b>: Reached 3 internal devices, 3 over admin protocols; "
-                     "1 address with no Defender device over admin protocols; 1 internal address with no Defender device; "
+                     "1 internal address with no Defender device; "
                      "5 new destinations (not contacted in the 14 days before); "
                      "2 failed or attempted connections to 2 internal addresses.")
 

@@ -13,6 +13,7 @@ from triage import pipeline
 from triage.config import Settings
 from triage.embedded import EmbeddedEngine
 from triage.errors import DataError
+from builders import event
 from triage.exports import load_folder
 from test_rules import NOW
 
@@ -102,10 +103,19 @@ def test_flat_file_with_another_name_is_recognised_by_its_columns(tmp_path):
 @pytest.mark.parametrize("name, content, words", [
     ("notes.txt", "hello", "not a Defender export"),
     ("DeviceNetworkEvents.jsonl.gz", "not gzip at all", "cannot read it"),
-    ("DeviceNetworkEvents.jsonl", '{"Timestamp": "yesterday", "DeviceName": "ws01", "ActionType": "ConnectionSuccess"}\n', "cannot read it"),
+    ("DeviceNetworkEvents.jsonl", json.dumps(event() | {"Timestamp": "yesterday"}) + "\n", "cannot read it"),
+    ("DeviceNetworkEvents-2.jsonl", json.dumps(event() | {"RemotePort": "http"}) + "\n", "cannot read it"),
     ("results.jsonl", '{"Foo": 1}\n', "unrecognised rows"),
-    ("DeviceNetworkEvents.csv", "Time,Device\n2026-03-09,ws01\n", "without column.s. Timestamp or TimeGenerated, DeviceName, ActionType"),
-    ("DeviceNetworkInfo.jsonl", '{"Timestamp": "2026-03-09T00:00:00Z", "DeviceName": "x"}\n', "without column.s. IPAddresses"),
+    # DeviceProcessEvents rows have ActionType but no RemoteIP: not taken for network events.
+    ("export1.json", json.dumps([{"Timestamp": "2026-03-09T00:00:00Z", "DeviceName": "x", "ActionType": "ProcessCreated",
+                                  "FileName": "cmd.exe"}]), "unrecognised rows"),
+    ("DeviceNetworkEvents.csv", "Time,Device\n2026-03-09,ws01\n",
+     "without column.s. Timestamp or TimeGenerated, DeviceId, DeviceName, ActionType, RemoteIP, RemotePort, "
+     "InitiatingProcessFileName, InitiatingProcessAccountName$"),
+    # Without the process column the excluded-process rule would silently stop applying.
+    ("DeviceNetworkEvents.csv", "Timestamp,DeviceId,DeviceName,ActionType,RemoteIP,RemotePort,InitiatingProcessAccountName\n",
+     "without column.s. InitiatingProcessFileName$"),
+    ("DeviceNetworkInfo.jsonl", '{"Timestamp": "2026-03-09T00:00:00Z", "DeviceName": "x"}\n', "without column.s. DeviceId, IPAddresses$"),
 ])
 def test_bad_files_are_errors_naming_the_file(tmp_path, name, content, words):
     folder = tmp_path / "d"
@@ -113,12 +123,33 @@ def test_bad_files_are_errors_naming_the_file(tmp_path, name, content, words):
     (folder / name).write_text(content)
     with pytest.raises(DataError, match=words) as error:
         load_folder(folder)
-    assert name in str(error.value)
+    assert name in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("keep", ["DeviceNetworkInfo.jsonl", "DeviceNetworkEvents.jsonl"])
+def test_a_folder_without_one_of_the_tables_is_an_error(tmp_path, keep):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    shutil.copy(CASE / "data" / keep, folder / keep)
+    missing = "DeviceNetworkEvents" if keep == "DeviceNetworkInfo.jsonl" else "DeviceNetworkInfo"
+    with pytest.raises(DataError, match=f"no {missing} data"):
+        load_folder(folder)
+
+
+def test_envelopes_of_other_tables_only_are_an_error(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "export.jsonl").write_text(json.dumps({"category": "AdvancedHunting-DeviceProcessEvents",
+                                                     "properties": {"DeviceName": "x"}}) + "\n")
+    with pytest.raises(DataError, match="no DeviceNetworkEvents and no DeviceNetworkInfo data"):
+        load_folder(folder)
 
 
 def test_missing_or_empty_folder(tmp_path):
     with pytest.raises(DataError, match="no such data folder"):
         load_folder(tmp_path / "nope")
+    with pytest.raises(DataError, match="takes a folder of exports"):
+        load_folder(CASE / "data" / "DeviceNetworkEvents.jsonl")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="has no files"):
         load_folder(tmp_path / "empty")

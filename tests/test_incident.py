@@ -1,7 +1,7 @@
 """Input shapes (SPEC section 5), Host entity → selector (section 2), window (section 3)."""
 
 import copy
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -98,6 +98,14 @@ def test_host_entity_without_any_name_is_unidentified_not_an_error():
     assert host.selector is None and "no device id" in host.problem
 
 
+def test_a_host_repeated_by_merged_alerts_is_searched_once():
+    body = copy.deepcopy(TRIGGER)
+    entities = body["object"]["properties"]["relatedEntities"]
+    entities.append(copy.deepcopy(entities[0]))
+    entities.append({"kind": "Host", "properties": {"hostName": "WS09"}})
+    assert [h.selector.value for h in parse_incident(body).hosts] == ["be279f07c29d5bb7369b2c2c63828186a94f50b6", "ws09"]
+
+
 def test_entities_of_other_kinds_are_ignored():
     body = load_json(EXAMPLES / "edge-a" / "incident.json")
     assert [h.name for h in parse_incident(body).hosts] == ["ws-fin-07"]
@@ -132,3 +140,5 @@ def test_window_overrides():
     assert search_window(incident, Settings(), NOW, Overrides(start=start, end=end)).start == start
     with pytest.raises(BadInput, match="window is empty"):
         search_window(incident, Settings(), NOW, Overrides(start=end, end=start))
+    # An explicit end is never after now either.
+    assert search_window(incident, Settings(), start, Overrides(start=start - timedelta(days=1), end=end)).end == start

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import pipeline
-from .config import Settings
+from .config import Settings, hours
 from .errors import BadInput, ConfigurationError, DataError, TriageError
 from .incident import Overrides, loads, parse_time
 from .result import TriageResult
@@ -29,8 +29,16 @@ def _time_arg(value: str) -> datetime:
         moment = parse_time(value, "the time")
     except BadInput as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    assert moment is not None
+    if moment is None:
+        raise argparse.ArgumentTypeError("an ISO 8601 time is needed, such as 2026-03-09T14:00:00Z")
     return moment
+
+
+def _hours_arg(value: str) -> float:
+    try:
+        return hours("the number of hours", value)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,8 +51,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=("table", "json", "html"), default="table", help="output (default: table)")
     run.add_argument("--dry-run", action="store_true", help="print the comment instead of writing it to the incident")
     run.add_argument("--now", type=_time_arg, help="the current time, ISO 8601 (caps the window end; default: now)")
-    run.add_argument("--lookback-hours", type=float, help="hours before the first activity (default 48)")
-    run.add_argument("--followup-hours", type=float, help="hours after the last activity (default 24)")
+    run.add_argument("--lookback-hours", type=_hours_arg, help="hours before the first activity (default 48)")
+    run.add_argument("--followup-hours", type=_hours_arg, help="hours after the last activity (default 24)")
     run.add_argument("--start", type=_time_arg, help="explicit window start, ISO 8601")
     run.add_argument("--end", type=_time_arg, help="explicit window end, ISO 8601")
     imp = sub.add_parser("import", help="read a folder of exported Defender data once into a DuckDB file, for `run --data FILE.duckdb`")
@@ -153,24 +161,37 @@ def _table(result: TriageResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .comment import summary_text
+
     # Piped output is not a terminal and would be 80 columns: too narrow for device names.
-    console = Console(width=max(Console().width, 180))
+    # Nothing printed is markup: titles and names from the data may hold square brackets.
+    console = Console(width=max(Console().width, 180), markup=False, highlight=False)
     window = result.window.to_json() if result.window else {"start": "?", "end": "?"}
-    console.print(f"[bold]Incident[/] {result.incident.number or ''} {result.incident.title or result.incident.arm_id or ''}",
-                  highlight=False, markup=True)
-    console.print(f"Window {window['start']} → {window['end']}   engine: {result.engine}   status: {result.status}", highlight=False)
+    console.print(f"Incident {result.incident.number or ''} {result.incident.title or result.incident.arm_id or ''}", style="bold")
+    console.print(f"Window {window['start']} → {window['end']}   engine: {result.engine}   status: {result.status}")
     if result.skipped_reason:
-        console.print(f"Skipped: {result.skipped_reason}", highlight=False)
+        console.print(f"Skipped: {result.skipped_reason}")
+    else:
+        console.print(summary_text(result))
     for host in result.hosts:
         line = f"\nHost {host.host_name} (by {host.matched_by or '-'}: {host.selector_value or '-'}): {host.status}"
-        console.print(line + (f" — {host.message}" if host.message else ""), highlight=False, markup=False)
+        console.print(line + (f" — {host.message}" if host.message else ""))
         for device in host.devices:
             table = Table(title=f"{device.device_name}: {len(device.connections)} internal address(es)", title_justify="left")
-            for column in ("Last seen", "Remote IP", "Remote device", "Ports", "Count", "First seen", "Process", "Account"):
-                table.add_column(column, no_wrap=column not in ("Ports", "Process", "Account"), overflow="fold")
-            for c in device.connections:
-                table.add_row(c.LastSeen.strftime("%Y-%m-%d %H:%M:%S"), c.RemoteIP, c.RemoteDeviceName or "(no device)",
-                              ", ".join(map(str, c.ConnectedPorts)), str(c.ConnectionCount),
+            for column in ("", "Last seen", "Remote IP", "Remote device", "Ports", "Count", "First seen", "Process", "Account"):
+                table.add_column(column, no_wrap=column != "Account", overflow="fold")
+            for c, x in zip(device.connections, device.context):
+                flags = " ".join(f for f, on in (("ADMIN", x.AdminPorts), ("NEW", x.NewAddress or x.NewDevice)) if on)
+                table.add_row(flags, c.LastSeen.strftime("%Y-%m-%d %H:%M:%S"), c.RemoteIP, c.RemoteDeviceName or "(no device)",
+                              ", ".join(x.Services), str(c.ConnectionCount),
                               c.FirstSeen.strftime("%Y-%m-%d %H:%M:%S"), c.InitiatingProcessFileName or "",
                               c.InitiatingProcessAccountUpn or c.InitiatingProcessAccountSid or "")
-            console.print(table, markup=False)
+            console.print(table)
+            if device.failed:
+                failed = Table(title="failed or attempted connections (none succeeded)", title_justify="left")
+                for column in ("Remote IP", "Failed", "Attempted", "Ports", "Last seen"):
+                    failed.add_column(column)
+                for f in device.failed:
+                    failed.add_row(f.RemoteIP, str(f.Failed), str(f.Attempted), ", ".join(map(str, f.Ports)),
+                                   f.LastSeen.strftime("%Y-%m-%d %H:%M:%S"))
+                console.print(failed)

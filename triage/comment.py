@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from markupsafe import Markup, escape
 
 from . import links
-from .result import Connection, Context, DeviceResult, FailedConnections, HostResult, Summary, TriageResult
+from .result import Connection, Context, DeviceResult, FailedConnections, HostResult, TriageResult
 from .window import iso
 
 LIMIT = 30_000
@@ -73,13 +73,15 @@ def _ordered(d: DeviceResult) -> list[tuple[Connection, Context]]:
     return sorted(zip(d.connections, d.context), key=lambda pair: not pair[1].AdminPorts)
 
 
-def _summary(s: Summary, result: TriageResult) -> str:
+def summary_text(result: TriageResult) -> str:
+    """The one-line answer, in plain words: the comment's first line and the CLI's."""
+    s = result.summary()
     failed_hosts = sum(h.status == "failed" for h in result.hosts)
     parts = []
     if failed_hosts:
-        parts.append(f"<b>Incomplete</b>: the query failed for {_plural(failed_hosts, 'host')}")
+        parts.append(f"INCOMPLETE: the query failed for {_plural(failed_hosts, 'host')}")
     if any(h.partial for h in result.hosts):
-        parts.append("<b>partial results</b>")
+        parts.append("partial results")
     searched = [h for h in result.hosts if h.status in ("found", "ambiguous")]
     if result.row_count == 0:
         if searched:
@@ -88,9 +90,6 @@ def _summary(s: Summary, result: TriageResult) -> str:
             parts.append("no Defender device was searched")
     else:
         parts.append(f"reached {_plural(s.devices, 'internal device')}, {s.admin_devices} over admin protocols")
-        if s.admin_addresses_without_device:
-            parts.append(f"{_plural(s.admin_addresses_without_device, 'address', 'addresses')} with no Defender "
-                         "device over admin protocols")
         parts.append(f"{_plural(s.addresses_without_device, 'internal address', 'internal addresses')} with no Defender device")
         if result.baseline_days:
             parts.append(f"{_plural(s.new_destinations, 'new destination')} (not contacted in the "
@@ -99,7 +98,7 @@ def _summary(s: Summary, result: TriageResult) -> str:
         parts.append(f"{_plural(s.failed_attempts, 'failed or attempted connection')} to "
                      f"{_plural(s.failed_addresses, 'internal address', 'internal addresses')}")
     text = "; ".join(parts) or "nothing to report"
-    return f"<p><b>Lateral-movement triage</b>: {text[0].upper() + text[1:]}.</p>"
+    return text[0].upper() + text[1:] + "."
 
 
 def _host_paragraph(h: HostResult) -> str:
@@ -169,7 +168,7 @@ def _fixed_size(host: HostResult, tables: list[tuple[str, str, list[str]]]) -> i
 
 
 def render(result: TriageResult) -> str:
-    head = [_summary(result.summary(), result)]
+    head = [f"<p><b>Lateral-movement triage</b>: {escape(summary_text(result))}</p>"]
     if result.window:
         head.append(f"<p>Window searched: {_e(iso(result.window.start))} to {_e(iso(result.window.end))}. "
                     "Successful connections to internal (RFC 1918) addresses from Defender "

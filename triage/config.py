@@ -45,7 +45,8 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(v.strip().lower() for v in value.split(",") if v.strip())
 
 
-def _hours(name: str, value: str) -> float:
+def hours(name: str, value: str) -> float:
+    """A number of hours from 0 to 90 days (settings and the CLI's window options)."""
     try:
         hours = float(value)
     except ValueError:
@@ -83,6 +84,18 @@ def _days(name: str, value: str) -> int:
     if not value.isdigit() or int(value) > 90:
         raise ConfigurationError(f"{name} must be a whole number of days from 0 to 90, got {value!r}")
     return int(value)
+
+
+def _client_id(value: str | None) -> str | None:
+    if value is not None and not _GUID.match(value):
+        raise ConfigurationError(f"AZURE_CLIENT_ID must be the managed identity's client id (a GUID); got {value!r}")
+    return value
+
+
+def _https(name: str, value: str) -> str:
+    if not re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s]*)?$", value):
+        raise ConfigurationError(f"{name} must be an https:// URL such as {SETTINGS[name][0]}; got {value!r}")
+    return value.rstrip("/")
 
 
 def require_workspace_guid(value: str, source: str) -> str:
@@ -124,15 +137,15 @@ class Settings:
 
         workspace = get("LOG_ANALYTICS_WORKSPACE_ID")
         return cls(
-            lookback_hours=_hours("TRIAGE_LOOKBACK_HOURS", get("TRIAGE_LOOKBACK_HOURS") or ""),
-            followup_hours=_hours("TRIAGE_FOLLOWUP_HOURS", get("TRIAGE_FOLLOWUP_HOURS") or ""),
+            lookback_hours=hours("TRIAGE_LOOKBACK_HOURS", get("TRIAGE_LOOKBACK_HOURS") or ""),
+            followup_hours=hours("TRIAGE_FOLLOWUP_HOURS", get("TRIAGE_FOLLOWUP_HOURS") or ""),
             excluded_processes=_split(get("TRIAGE_EXCLUDED_PROCESSES") or ""),
             excluded_accounts=_split(get("TRIAGE_EXCLUDED_ACCOUNTS") or ""),
             workspace_id=require_workspace_guid(workspace, "LOG_ANALYTICS_WORKSPACE_ID") if workspace else None,
-            log_analytics_endpoint=(get("LOG_ANALYTICS_ENDPOINT") or "").rstrip("/"),
-            arm_endpoint=(get("ARM_ENDPOINT") or "").rstrip("/"),
+            log_analytics_endpoint=_https("LOG_ANALYTICS_ENDPOINT", get("LOG_ANALYTICS_ENDPOINT") or ""),
+            arm_endpoint=_https("ARM_ENDPOINT", get("ARM_ENDPOINT") or ""),
             sentinel_api_version=get("SENTINEL_API_VERSION") or "",
-            managed_identity_client_id=get("AZURE_CLIENT_ID"),
+            managed_identity_client_id=_client_id(get("AZURE_CLIENT_ID")),
             query_budget_seconds=_seconds("TRIAGE_QUERY_BUDGET_SECONDS", get("TRIAGE_QUERY_BUDGET_SECONDS") or ""),
             ports=PortCatalog.with_extra(get("TRIAGE_ADMIN_PORTS") or ""),
             baseline_days=_days("TRIAGE_BASELINE_DAYS", get("TRIAGE_BASELINE_DAYS") or ""),

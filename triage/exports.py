@@ -31,7 +31,16 @@ TABLES: dict[str, dict[str, str]] = {
         "TimeGenerated": "TIMESTAMP", "DeviceId": "VARCHAR", "DeviceName": "VARCHAR", "IPAddresses": "VARCHAR",
     },
 }
-_SIGNATURE = {"DeviceNetworkEvents": "ActionType", "DeviceNetworkInfo": "IPAddresses"}
+# Columns a file of the table must have (besides Timestamp or TimeGenerated): without
+# them a rule of the query would silently stop applying. RemoteUrl and the account's
+# SID and UPN are only shown, so exports may leave them out.
+_REQUIRED = {
+    "DeviceNetworkEvents": ("DeviceId", "DeviceName", "ActionType", "RemoteIP", "RemotePort",
+                            "InitiatingProcessFileName", "InitiatingProcessAccountName"),
+    "DeviceNetworkInfo": ("DeviceId", "DeviceName", "IPAddresses"),
+}
+# What tells a flat file's table when its name does not: all of these columns.
+_SIGNATURE = {"DeviceNetworkEvents": ("ActionType", "RemoteIP"), "DeviceNetworkInfo": ("IPAddresses",)}
 _FORMATS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -54,6 +63,8 @@ def classify(path: Path) -> DataFile:
 
 
 def data_files(folder: Path) -> list[DataFile]:
+    if folder.is_file():
+        raise DataError(f"{folder}: --data takes a folder of exports (or a .duckdb file from `triage import`), not one file")
     if not folder.is_dir():
         raise DataError(f"{folder}: no such data folder")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -72,9 +83,9 @@ def _time(expr: str) -> str:
 
 
 def _require_columns(file: DataFile, table: str, present: set[str]) -> None:
-    """A file named after a table but without its key columns would silently read as no rows."""
+    """A file without a column the query filters on would silently change the answer."""
     lowered = {c.lower() for c in present}
-    missing = [c for c in ("DeviceName", _SIGNATURE[table]) if c.lower() not in lowered]
+    missing = [c for c in _REQUIRED[table] if c.lower() not in lowered]
     if not {"timegenerated", "timestamp"} & lowered:
         missing.insert(0, "Timestamp or TimeGenerated")
     if missing:
@@ -184,16 +195,18 @@ def _sniff(con: Any, file: DataFile) -> tuple[str, str | None, dict[str, str]]:
 
 
 def _unreadable(file: DataFile, exc: Exception) -> DataError:
-    return DataError(f"{file.path}: cannot read it as Defender {file.format.upper()} data: {exc}")
+    # DuckDB's first line says what is wrong; the rest is the SQL it was running.
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"{file.path}: cannot read it as Defender {file.format.upper()} data: {reason}")
 
 
 def _table_from_columns(file: DataFile, columns: set[str]) -> str:
     lowered = {c.lower() for c in columns}
     for table, signature in _SIGNATURE.items():
-        if signature.lower() in lowered:
+        if all(c.lower() in lowered for c in signature):
             return table
-    raise DataError(f"{file.path}: unrecognised rows: neither DeviceNetworkEvents (no ActionType column) "
-                    "nor DeviceNetworkInfo (no IPAddresses column), and the file name names neither table")
+    raise DataError(f"{file.path}: unrecognised rows: neither DeviceNetworkEvents (ActionType and RemoteIP "
+                    "columns) nor DeviceNetworkInfo (IPAddresses column), and the file name names neither table")
 
 
 @dataclass(frozen=True)
@@ -219,8 +232,11 @@ def load_folder(folder: Path, progress: ProgressCallback | None = None) -> Any:
     con.execute("SET TimeZone = 'UTC'")
     files = data_files(folder)
     batches: dict[tuple[Any, ...], list[DataFile]] = {}
+    # Tables some file holds: a folder without one of them would answer without error, and wrongly.
+    sourced = set()
     for file in files:
         kind, table, present = _sniff(con, file)
+        sourced.add(table or file.table)
         if kind != "empty":
             columns = tuple(sorted(present.items())) if kind in ("csv", "parquet") else ()
             batches.setdefault((kind, table, columns), []).append(file)
@@ -238,6 +254,12 @@ def load_folder(folder: Path, progress: ProgressCallback | None = None) -> Any:
         done += len(members)
         if progress:
             progress(Progress(done, total, 1.0, size))
+    if any(kind == "envelopes" for kind, _, _ in batches):
+        sourced |= {t for t in TABLES if con.execute(f"SELECT count(*) FROM {t}_loaded").fetchone()[0]}
+    missing = [t for t in TABLES if t not in sourced]
+    if missing:
+        raise DataError(f"{folder}: no {' and no '.join(missing)} data; the query needs both tables "
+                        "(files named after the table, flat rows with its columns, or streaming-API envelopes)")
     for table in TABLES:
         con.execute(f"CREATE VIEW {table} AS {' UNION ALL '.join(parts[table])}")
     return con

@@ -86,6 +86,8 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"the request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise BadInput("the request body nests too deeply to be an incident") from None
 
 
 def _get(mapping: Mapping[str, Any], *names: str) -> Any:
@@ -190,7 +192,7 @@ def _from_resource(resource: dict[str, Any], workspace_id: str | None) -> Incide
 
 def hosts_from_entities(entities: list[Any]) -> tuple[Host, ...]:
     """Host entities (kind == "Host") → hosts with their selectors, in entity order."""
-    hosts = []
+    hosts: list[Host] = []
     for entity in entities:
         if not isinstance(entity, dict):
             raise BadInput(f"an entity must be a JSON object, got {type(entity).__name__}")
@@ -198,7 +200,10 @@ def hosts_from_entities(entities: list[Any]) -> tuple[Host, ...]:
         if not isinstance(kind, str) or kind.lower() != "host":
             continue
         props = entity.get("properties") if isinstance(entity.get("properties"), dict) else entity
-        hosts.append(host_from_properties(props))
+        host = host_from_properties(props)
+        # Alerts merged into one incident repeat their entities: search each device once.
+        if host.selector is None or all(h.selector != host.selector for h in hosts):
+            hosts.append(host)
     return tuple(hosts)
 
 
@@ -236,6 +241,6 @@ def _plausible(value: Any, label: str) -> str:
         raise BadInput(f"Host entity {label or '(unnamed)'}: the host name must be a string, got {type(value).__name__}")
     name = value.strip().rstrip(".")
     if not _HOST_NAME.match(name):
-        raise BadInput(f"Host entity {label[:80]!r}: {value[:80]!r} is not a plausible host name "
-                       "(letters, digits, '-', '_' and dots only)")
+        raise BadInput(f"Host entity {label[:80]!r}: {value[:80]!r} is not a plausible host name (labels of 1 to 63 "
+                       "letters, digits, '-' or '_', separated by dots, at most 253 characters in all)")
     return name.lower()

@@ -30,8 +30,11 @@ def search_window(incident: Incident, settings: Settings, now: datetime, overrid
     followup = timedelta(hours=overrides.followup_hours if overrides.followup_hours is not None else settings.followup_hours)
     first = incident.first_activity or incident.created or now
     last = incident.last_activity or incident.created or now
-    start = overrides.start or first - lookback
-    end = overrides.end or min(last + followup, now)
+    try:
+        start = overrides.start or first - lookback
+        end = min(overrides.end or last + followup, now)
+    except OverflowError:
+        raise BadInput(f"the incident's activity times are out of range ({iso(first)} to {iso(last)})") from None
     if start > end:
         raise BadInput(f"the search window is empty: start {iso(start)} is after end {iso(end)}")
     return Window(start, end)
