@@ -339,3 +339,14 @@ def test_follow_ups_label_raise_and_ask_when_enabled(azure, monkeypatch):
     (task,) = azure.sentinel.tasks_on(body["object"]["id"]).values()
     assert task["properties"]["title"] == "Review internal connections from workstation5.theshire.local"
     assert "172.18.39.6 (workstation6.theshire.local): 5985 WinRM" in task["properties"]["description"]
+
+
+def test_cli_exits_1_when_a_host_query_failed(azure, capsys):
+    from triage.cli import main
+
+    case = EXAMPLES / "otrf-psexec"
+    body = azure.add_case(case)
+    azure.logs.load(body["workspaceId"], None)  # a workspace without the Defender tables
+    assert main(["run", "--incident", str(case / "incident.json"), "--format", "json", "--dry-run"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "failed" and "not in this workspace" in doc["hosts"][0]["message"]

@@ -102,7 +102,8 @@ def _run(args: argparse.Namespace) -> int:
     _print(outcome, args.format)
     if not written and args.format == "table":
         print("(dry run: the comment was not written to the incident; --format html shows it)", file=sys.stderr)
-    return 1 if outcome.result.status == "failed" else 0
+    # Any host whose query failed makes the run a failure for scripts, even if others answered.
+    return 1 if any(h.status == "failed" for h in outcome.result.hosts) else 0
 
 
 def _import(args: argparse.Namespace) -> int:
