@@ -53,7 +53,8 @@ def embedded(con: Any, p: query.Parameters) -> baselines.Incident:
 
     engine = EmbeddedEngine(con)
     devices = tuple(r["DeviceName"] for r in engine.run(query.matched_devices(p), p.window).rows)
-    rows = tuple(Connection.from_row(r) for r in engine.run(query.lateral_movement(p), p.window).rows)
+    lateral = query.lateral_movement(query.narrowed(p, devices))
+    rows = tuple(Connection.from_row(r) for r in engine.run(lateral, p.window).rows)
     return baselines.Incident(devices, rows)
 
 

@@ -125,9 +125,10 @@ def overhead(incidents: int = 300) -> None:
 
     payload, p = parameters(DATA / "1m" / "incident.json")
     answer = embedded(open_data(DATA / "1m" / "parquet"), p)
+    within = query.narrowed(p, answer.devices)
     answers = {query.matched_devices(p): Answer(rows=[{"DeviceName": d} for d in answer.devices]),
-               query.lateral_movement(p): Answer(rows=[c.to_json() for c in answer.rows]),
-               query.failed_connections(p): Answer(rows=[]),
+               query.lateral_movement(within): Answer(rows=[c.to_json() for c in answer.rows]),
+               query.failed_connections(within): Answer(rows=[]),
                query.baseline(p, Settings().baseline_days): Answer(rows=[])}
 
     class GivenAnswers:

@@ -57,3 +57,14 @@ def test_control_characters_are_refused(value):
 def test_bind_wants_exactly_the_declared_parameters():
     with pytest.raises(ValueError, match="takes parameters"):
         query.bind(query.MATCHED_DEVICES, {"SelectorKind": "fqdn"})
+
+
+def test_a_host_name_is_narrowed_to_the_devices_it_matched():
+    p = params("ws01")
+    within = query.narrowed(p, ["ws01.corp.local", "WS01"])
+    text = query.lateral_movement(within)
+    assert 'let SelectorKind = "devices";' in text and 'let DeviceNames = dynamic(["ws01.corp.local", "WS01"]);' in text
+    assert 'let SelectorKind = "hostname";' in query.failed_connections(params("ws01"))
+    # Device ids and FQDNs are already exact: nothing to narrow.
+    assert query.narrowed(params("abc123", "deviceId"), ["x"]) == params("abc123", "deviceId")
+    assert query.narrowed(p, []) == p

@@ -98,16 +98,18 @@ def triage_host(host: Host, engine: Engine, window: Window, settings: Settings) 
         return HostResult(host.name, None, None, "unidentified", message=host.problem)
     selector = host.selector
     params = query.Parameters(selector, window, settings.excluded_processes, settings.excluded_accounts)
-    lateral = query.lateral_movement(params)
-    base = HostResult(host.name, selector.kind, selector.value, "found", query=lateral)
+    base = HostResult(host.name, selector.kind, selector.value, "found", query=query.lateral_movement(params))
     try:
         matched = engine.run(query.matched_devices(params), window)
         names = [str(r["DeviceName"]) for r in matched.rows if r.get("DeviceName")]
         if not names:
             return replace(base, status="device_not_found", partial=bool(matched.partial_error),
                            message=matched.partial_error)
+        within = query.narrowed(params, names)
+        lateral = query.lateral_movement(within)
+        base = replace(base, query=lateral)
         connections = engine.run(lateral, window)
-        failed = engine.run(query.failed_connections(params), window)
+        failed = engine.run(query.failed_connections(within), window)
         history = None
         if settings.baseline_days:
             before = Window(window.start - timedelta(days=settings.baseline_days), window.start)

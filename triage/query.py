@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
@@ -73,10 +73,27 @@ class Parameters:
     window: Window
     excluded_processes: tuple[str, ...]
     excluded_accounts: tuple[str, ...]
+    # The device names matched_devices.kql found for a host-name selector in this window:
+    # the same rows as the prefix test, and an exact-name filter the engines can index.
+    devices: tuple[str, ...] = ()
 
 
 def _selector(p: Parameters) -> dict[str, Value]:
     return {"SelectorKind": p.selector.kind, "SelectorValue": p.selector.value}
+
+
+def narrowed(p: Parameters, names: Sequence[str]) -> Parameters:
+    """`p` for the queries after matched_devices.kql found `names`: a host name's prefix test
+    scans every row's name, while the names it matched in this window select the same rows
+    by equality, which the engines can push down to their scans."""
+    return replace(p, devices=tuple(names)) if p.selector.kind == "hostname" and names else p
+
+
+def _devices(p: Parameters) -> dict[str, Value]:
+    """The selector of the queries that take `DeviceNames`: the matched names when known."""
+    if p.devices:
+        return {"SelectorKind": "devices", "SelectorValue": p.selector.value, "DeviceNames": list(p.devices)}
+    return _selector(p) | {"DeviceNames": []}
 
 
 def _exclusions(p: Parameters) -> dict[str, Value]:
@@ -85,11 +102,11 @@ def _exclusions(p: Parameters) -> dict[str, Value]:
 
 
 def lateral_movement(p: Parameters) -> str:
-    return bind(LATERAL_MOVEMENT, _selector(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end} | _exclusions(p))
+    return bind(LATERAL_MOVEMENT, _devices(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end} | _exclusions(p))
 
 
 def failed_connections(p: Parameters) -> str:
-    return bind(FAILED_CONNECTIONS, _selector(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end} | _exclusions(p))
+    return bind(FAILED_CONNECTIONS, _devices(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end} | _exclusions(p))
 
 
 def baseline(p: Parameters, days: int) -> str:
