@@ -164,3 +164,8 @@ def test_follow_up_plan():
     title, text = followups.task_text(pairs)
     assert title == "Review internal connections from ws-fin-07.contoso.local"
     assert text.splitlines()[1] == "10.20.30.61 (no Defender device): 22 SSH"
+
+
+def test_a_high_admin_port_is_not_taken_for_rpc():
+    ports = Settings.from_env({"TRIAGE_ADMIN_PORTS": "50000"}).ports
+    assert (ports.tag(50000, (50000,)), ports.tag(49726, (135, 49726))) == ("port-50000", "rpc")

@@ -142,3 +142,10 @@ def test_window_overrides():
         search_window(incident, Settings(), NOW, Overrides(start=end, end=start))
     # An explicit end is never after now either.
     assert search_window(incident, Settings(), start, Overrides(start=start - timedelta(days=1), end=end)).end == start
+
+
+def test_exclusion_settings_with_control_characters_are_refused():
+    from triage.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="TRIAGE_EXCLUDED_PROCESSES must be names separated by commas"):
+        Settings.from_env({"TRIAGE_EXCLUDED_PROCESSES": "a\tb.exe"})

@@ -118,3 +118,11 @@ def test_retry_after_parsing():
     assert retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now) == 30.0
     assert retry_after("Wed, 31 Dec 2025 23:00:00 GMT", now) == 0.0
     assert retry_after(None, now) is None and retry_after("soon", now) is None
+
+
+def test_error_bodies_of_any_shape_give_a_code_and_message():
+    from triage.sentinel import _error
+
+    assert _error('{"error": {"code": "AuthorizationFailed", "message": "no"}}') == ("AuthorizationFailed", "no")
+    assert _error('{"error": "invalid_token"}') == ("invalid_token", "")
+    assert _error("<html>bad gateway</html>") == ("", "<html>bad gateway</html>")

@@ -350,3 +350,12 @@ def test_cli_exits_1_when_a_host_query_failed(azure, capsys):
     assert main(["run", "--incident", str(case / "incident.json"), "--format", "json", "--dry-run"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "failed" and "not in this workspace" in doc["hosts"][0]["message"]
+
+
+def test_an_incident_without_an_id_is_refused_before_any_query(azure):
+    body = azure.add_case(EXAMPLES / "otrf-psexec")
+    del body["object"]["id"]
+    response, _ = post(body)
+    assert response.status_code == 400 and "no resource id" in json.loads(response.get_body())["message"]
+    assert azure.logs.queries == []
+

@@ -45,7 +45,7 @@ class LazyCredential:
             return self._build().get_token(*scopes, **kwargs)
         except ClientAuthenticationError as exc:
             who = f"the managed identity {self._client_id}" if self._client_id else "DefaultAzureCredential"
-            first_line = (exc.message or "").strip().splitlines()[0] if exc.message else "no reason given"
+            first_line = ((exc.message or "").strip().splitlines() or ["no reason given"])[0]
             raise AuthenticationError(f"could not get a token for {', '.join(scopes)} from {who}: {first_line}") from None
 
 

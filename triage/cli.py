@@ -182,8 +182,7 @@ def _table(result: TriageResult) -> None:
             for column in ("", "Last seen", "Remote IP", "Remote device", "Ports", "Count", "First seen", "Process", "Account"):
                 table.add_column(column, no_wrap=column != "Account", overflow="fold")
             for c, x in zip(device.connections, device.context):
-                flags = " ".join(f for f, on in (("ADMIN", x.AdminPorts), ("NEW", x.NewAddress or x.NewDevice)) if on)
-                table.add_row(flags, c.LastSeen.strftime("%Y-%m-%d %H:%M:%S"), c.RemoteIP, c.RemoteDeviceName or "(no device)",
+                table.add_row(x.flags, c.LastSeen.strftime("%Y-%m-%d %H:%M:%S"), c.RemoteIP, c.RemoteDeviceName or "(no device)",
                               ", ".join(x.Services), str(c.ConnectionCount),
                               c.FirstSeen.strftime("%Y-%m-%d %H:%M:%S"), c.InitiatingProcessFileName or "",
                               c.InitiatingProcessAccountUpn or c.InitiatingProcessAccountSid or "")

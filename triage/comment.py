@@ -49,7 +49,7 @@ _FAILED_HEADER = _header(_FAILED_COLUMNS)
 
 
 def _row(c: Connection, x: Context) -> str:
-    flags = " ".join(f for f, on in (("ADMIN", x.AdminPorts), ("NEW", x.NewAddress or x.NewDevice)) if on)
+    flags = x.flags
     device: Markup = _e(c.RemoteDeviceName or "no Defender device")
     if c.RemoteDeviceName and x.RemoteDeviceId:
         device = Markup(f'<a href="{escape(links.device_page(x.RemoteDeviceId))}">{device}</a>')
@@ -181,9 +181,10 @@ def render(result: TriageResult) -> str:
     hosts: list[tuple[HostResult, list[tuple[str, str, list[str]]]]] = []
     for host in result.hosts:
         tables = [t for d in host.devices for t in _tables(d)]
-        if _fixed_size(host, tables) > budget:
+        size = _fixed_size(host, tables)
+        if size > budget:
             break
-        budget -= _fixed_size(host, tables)
+        budget -= size
         hosts.append((host, tables))
     link_html = {id(h): _links(h, result) for h, _ in hosts}
     rows_total = sum(len(r) for _, tables in hosts for _, _, rows in tables for r in rows)

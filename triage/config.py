@@ -41,7 +41,9 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-def _split(value: str) -> tuple[str, ...]:
+def _split(name: str, value: str) -> tuple[str, ...]:
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ConfigurationError(f"{name} must be names separated by commas, without control characters")
     return tuple(v.strip().lower() for v in value.split(",") if v.strip())
 
 
@@ -139,8 +141,8 @@ class Settings:
         return cls(
             lookback_hours=hours("TRIAGE_LOOKBACK_HOURS", get("TRIAGE_LOOKBACK_HOURS") or ""),
             followup_hours=hours("TRIAGE_FOLLOWUP_HOURS", get("TRIAGE_FOLLOWUP_HOURS") or ""),
-            excluded_processes=_split(get("TRIAGE_EXCLUDED_PROCESSES") or ""),
-            excluded_accounts=_split(get("TRIAGE_EXCLUDED_ACCOUNTS") or ""),
+            excluded_processes=_split("TRIAGE_EXCLUDED_PROCESSES", get("TRIAGE_EXCLUDED_PROCESSES") or ""),
+            excluded_accounts=_split("TRIAGE_EXCLUDED_ACCOUNTS", get("TRIAGE_EXCLUDED_ACCOUNTS") or ""),
             workspace_id=require_workspace_guid(workspace, "LOG_ANALYTICS_WORKSPACE_ID") if workspace else None,
             log_analytics_endpoint=_https("LOG_ANALYTICS_ENDPOINT", get("LOG_ANALYTICS_ENDPOINT") or ""),
             arm_endpoint=_https("ARM_ENDPOINT", get("ARM_ENDPOINT") or ""),

@@ -162,4 +162,4 @@ class EmbeddedEngine:
                 rows.append(dict(zip(columns, row)))
         except duckdb.Error as exc:
             raise DataError(f"the embedded engine could not run the query: {exc}") from exc
-        return Answer(rows=rows, columns=columns)
+        return Answer(rows=rows)

@@ -7,7 +7,7 @@ and `loganalytics.LogAnalyticsEngine` (the Sentinel workspace).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .window import Window
@@ -19,7 +19,6 @@ class Answer:
     # Set when the engine returned only part of the result (Log Analytics partial
     # success): the rows are used, and the comment says they may be incomplete.
     partial_error: str | None = None
-    columns: list[str] = field(default_factory=list)
 
 
 class Engine(Protocol):

@@ -342,8 +342,8 @@ def import_folder(folder: Path, into: Path, progress: ProgressCallback | None = 
     con.execute(f"SET temp_directory = {_sql_string(str(into.parent / (into.name + '.tmp')))}")
     con.execute("SET memory_limit = '1GB'")
     partial = into.with_name(into.name + ".partial")
-    partial.unlink(missing_ok=True)
     try:
+        partial.unlink(missing_ok=True)
         con.execute(f"ATTACH {_sql_string(str(partial))} AS target")
         counts = {}
         for table in TABLES:
@@ -351,9 +351,11 @@ def import_folder(folder: Path, into: Path, progress: ProgressCallback | None = 
                 con.execute(f"CREATE TABLE target.{table} AS SELECT * FROM {table} ORDER BY TimeGenerated")
             counts[table] = con.execute(f"SELECT count(*) FROM target.{table}").fetchone()[0]
         con.execute("DETACH target")
-    except duckdb.Error as exc:
-        raise DataError(f"{into}: cannot write the database: {exc}") from None
-    finally:
         con.close()
-    partial.replace(into)
+        partial.replace(into)
+    except (duckdb.Error, OSError) as exc:
+        con.close()
+        partial.unlink(missing_ok=True)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{into}: cannot write the database: {reason}") from None
     return counts

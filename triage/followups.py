@@ -36,11 +36,8 @@ def task_text(rows: list[tuple[Connection, Context]]) -> tuple[str, str]:
     return title, "Confirm each connection was expected:\n" + "\n".join(lines) + more
 
 
-def apply(result: TriageResult, settings: Settings, sentinel: Sentinel) -> None:
-    arm_id = result.incident.arm_id
-    if arm_id is None:
-        return
-    rows = [(c, x) for h in result.hosts for d in h.devices for c, x in zip(d.connections, d.context)]
+def apply(arm_id: str, result: TriageResult, settings: Settings, sentinel: Sentinel) -> None:
+    rows = result.rows()
     add = labels(rows, settings) if settings.add_labels else []
     raise_to = severity(rows, settings)
     if add or raise_to:

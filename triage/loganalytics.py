@@ -96,7 +96,7 @@ class LogAnalyticsEngine:
             return Answer(rows=[], partial_error=partial)
         table = tables[0]
         columns = [str(c) for c in table.columns]
-        return Answer(rows=[dict(zip(columns, list(row))) for row in table.rows], partial_error=partial, columns=columns)
+        return Answer(rows=[dict(zip(columns, list(row))) for row in table.rows], partial_error=partial)
 
 
 def _error_body(exc: HttpResponseError) -> dict[str, Any]:

@@ -60,6 +60,10 @@ def run(
     write: bool = False,
 ) -> Outcome:
     incident = with_entities(parse_incident(payload), sentinel)
+    if write and (sentinel is None or incident.arm_id is None):
+        # Refused before any query: nothing could be written after them.
+        raise BadInput("cannot write the comment: the incident has no resource id (object.id) "
+                       "or no Sentinel target is configured")
     window = search_window(incident, settings, now, overrides)
     if not incident.hosts:
         result = TriageResult(incident, window, (), engine="none",
@@ -69,11 +73,9 @@ def run(
         hosts = tuple(triage_host(host, engine, window, settings) for host in incident.hosts)
         result = TriageResult(incident, window, hosts, engine=engine.name, baseline_days=settings.baseline_days)
     html = comment.render(result)
-    if write:
-        if sentinel is None or incident.arm_id is None:
-            raise BadInput("cannot write the comment: the incident has no resource id or no Sentinel target is configured")
+    if sentinel is not None and incident.arm_id is not None and write:
         result = replace(result, comment_id=sentinel.write_comment(incident.arm_id, html))
-        followups.apply(result, settings, sentinel)
+        followups.apply(incident.arm_id, result, settings, sentinel)
     return Outcome(result, html)
 
 
@@ -98,13 +100,13 @@ def triage_host(host: Host, engine: Engine, window: Window, settings: Settings) 
         return HostResult(host.name, None, None, "unidentified", message=host.problem)
     selector = host.selector
     params = query.Parameters(selector, window, settings.excluded_processes, settings.excluded_accounts)
-    base = HostResult(host.name, selector.kind, selector.value, "found", query=query.lateral_movement(params))
+    base = HostResult(host.name, selector.kind, selector.value, "found")
     try:
         matched = engine.run(query.matched_devices(params), window)
         names = [str(r["DeviceName"]) for r in matched.rows if r.get("DeviceName")]
         if not names:
             return replace(base, status="device_not_found", partial=bool(matched.partial_error),
-                           message=matched.partial_error)
+                           message=matched.partial_error, query=query.lateral_movement(params))
         within = query.narrowed(params, names)
         lateral = query.lateral_movement(within)
         base = replace(base, query=lateral)
@@ -115,7 +117,7 @@ def triage_host(host: Host, engine: Engine, window: Window, settings: Settings) 
             before = Window(window.start - timedelta(days=settings.baseline_days), window.start)
             history = engine.run(query.baseline(params, settings.baseline_days), before)
     except UpstreamError as exc:
-        return replace(base, status="failed", message=str(exc))
+        return replace(base, status="failed", message=str(exc), query=query.lateral_movement(params))
     baseline = Baseline.from_rows(history.rows) if history else None
     devices = tuple(_device(name, connections.rows, failed.rows, baseline, settings.ports)
                     for name in _device_names(names, connections.rows))

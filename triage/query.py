@@ -89,6 +89,10 @@ def narrowed(p: Parameters, names: Sequence[str]) -> Parameters:
     return replace(p, devices=tuple(names)) if p.selector.kind == "hostname" and names else p
 
 
+def _window(p: Parameters) -> dict[str, Value]:
+    return {"WindowStart": p.window.start, "WindowEnd": p.window.end}
+
+
 def _devices(p: Parameters) -> dict[str, Value]:
     """The selector of the queries that take `DeviceNames`: the matched names when known."""
     if p.devices:
@@ -102,11 +106,11 @@ def _exclusions(p: Parameters) -> dict[str, Value]:
 
 
 def lateral_movement(p: Parameters) -> str:
-    return bind(LATERAL_MOVEMENT, _devices(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end} | _exclusions(p))
+    return bind(LATERAL_MOVEMENT, _devices(p) | _window(p) | _exclusions(p))
 
 
 def failed_connections(p: Parameters) -> str:
-    return bind(FAILED_CONNECTIONS, _devices(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end} | _exclusions(p))
+    return bind(FAILED_CONNECTIONS, _devices(p) | _window(p) | _exclusions(p))
 
 
 def baseline(p: Parameters, days: int) -> str:
@@ -116,4 +120,4 @@ def baseline(p: Parameters, days: int) -> str:
 
 
 def matched_devices(p: Parameters) -> str:
-    return bind(MATCHED_DEVICES, _selector(p) | {"WindowStart": p.window.start, "WindowEnd": p.window.end})
+    return bind(MATCHED_DEVICES, _selector(p) | _window(p))

@@ -89,6 +89,11 @@ class Context:
     NewDevice: bool | None  # None: no baseline, or no Defender device
     RemoteDeviceId: str | None
 
+    @property
+    def flags(self) -> str:
+        """ADMIN (remote administration, file sharing) and NEW (not contacted before), as shown."""
+        return " ".join(f for f, on in (("ADMIN", self.AdminPorts), ("NEW", self.NewAddress or self.NewDevice)) if on)
+
     def to_json(self) -> dict[str, Any]:
         return {"RemoteIP": self.RemoteIP, "Services": list(self.Services), "AdminPorts": list(self.AdminPorts),
                 "NewAddress": self.NewAddress, "NewDevice": self.NewDevice, "RemoteDeviceId": self.RemoteDeviceId}
@@ -208,8 +213,12 @@ class TriageResult:
             return "failed" if all(h.status == "failed" for h in self.hosts) else "partial"
         return "partial" if any(h.partial for h in self.hosts) else "done"
 
+    def rows(self) -> list[tuple[Connection, Context]]:
+        """Every connection of every device, with its context."""
+        return [(c, x) for h in self.hosts for d in h.devices for c, x in zip(d.connections, d.context)]
+
     def summary(self) -> Summary:
-        rows = [(c, x) for h in self.hosts for d in h.devices for c, x in zip(d.connections, d.context)]
+        rows = self.rows()
         failed = [f for h in self.hosts for d in h.devices for f in d.failed]
         return Summary(
             devices=len({c.RemoteDeviceName.lower() for c, _ in rows if c.RemoteDeviceName}),

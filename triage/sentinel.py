@@ -248,4 +248,6 @@ def _error(text: str) -> tuple[str, str]:
         error = json.loads(text).get("error") or {}
     except (ValueError, AttributeError):
         return "", text[:300]
+    if not isinstance(error, dict):  # {"error": "invalid_token"} from a proxy or the token service
+        return str(error)[:100], ""
     return str(error.get("code") or ""), str(error.get("message") or "")[:500]

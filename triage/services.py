@@ -18,9 +18,10 @@ SERVICE_NAMES: dict[int, str] = {
 }
 # Remote administration and file sharing (SMB, RPC, RDP, WinRM, SSH, SQL): what an attacker
 # moving laterally uses, and what comes first in the comment.
-ADMIN_PORTS: frozenset[int] = frozenset({22, 135, 139, 445, 1433, 3389, 5985, 5986})
-DYNAMIC_RPC = range(49152, 65536)
+# Their short names, for incident labels (lateral-movement:smb).
 _TAGS = {22: "ssh", 135: "rpc", 139: "smb", 445: "smb", 1433: "sql", 3389: "rdp", 5985: "winrm", 5986: "winrm"}
+ADMIN_PORTS: frozenset[int] = frozenset(_TAGS)
+DYNAMIC_RPC = range(49152, 65536)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class PortCatalog:
 
     def tag(self, port: int, ports: Iterable[int] = ()) -> str:
         """A short lower-case name for an admin port, for incident labels (lateral-movement:smb)."""
-        if port in DYNAMIC_RPC and port not in self.names:
+        if port in DYNAMIC_RPC and port not in self.names and 135 in ports:
             return "rpc"
         return _TAGS.get(port) or self.names.get(port, f"port-{port}").lower().replace(" ", "-")
 
