@@ -149,3 +149,9 @@ def test_exclusion_settings_with_control_characters_are_refused():
 
     with pytest.raises(ConfigurationError, match="TRIAGE_EXCLUDED_PROCESSES must be names separated by commas"):
         Settings.from_env({"TRIAGE_EXCLUDED_PROCESSES": "a\tb.exe"})
+
+
+def test_settings_defaults_are_the_documented_ones():
+    # Settings() is what tests and the benchmark use; SETTINGS is what README, infra/ and
+    # local.settings.example.json document. They must not drift apart.
+    assert Settings() == Settings.from_env({})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from . import comment, followups, query
@@ -114,8 +114,8 @@ def triage_host(host: Host, engine: Engine, window: Window, settings: Settings) 
         failed = engine.run(query.failed_connections(within), window)
         history = None
         if settings.baseline_days:
-            before = Window(window.start - timedelta(days=settings.baseline_days), window.start)
-            history = engine.run(query.baseline(params, settings.baseline_days), before)
+            before = query.baseline_window(window, settings.baseline_days)
+            history = engine.run(query.baseline(params, before), before)
     except UpstreamError as exc:
         return replace(base, status="failed", message=str(exc), query=query.lateral_movement(params))
     baseline = Baseline.from_rows(history.rows) if history else None

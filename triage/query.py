@@ -113,10 +113,13 @@ def failed_connections(p: Parameters) -> str:
     return bind(FAILED_CONNECTIONS, _devices(p) | _window(p) | _exclusions(p))
 
 
-def baseline(p: Parameters, days: int) -> str:
-    """The `days` before the window (end exclusive: the window itself is not baseline)."""
-    return bind(BASELINE, _selector(p) | {"BaselineStart": p.window.start - timedelta(days=days),
-                                          "BaselineEnd": p.window.start} | _exclusions(p))
+def baseline_window(window: Window, days: int) -> Window:
+    """The `days` before the window; its end is exclusive in baseline.kql, as it is the window's start."""
+    return Window(window.start - timedelta(days=days), window.start)
+
+
+def baseline(p: Parameters, before: Window) -> str:
+    return bind(BASELINE, _selector(p) | {"BaselineStart": before.start, "BaselineEnd": before.end} | _exclusions(p))
 
 
 def matched_devices(p: Parameters) -> str:
