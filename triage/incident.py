@@ -22,9 +22,11 @@ SelectorKind = Literal["deviceId", "fqdn", "hostname"]
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*$")
 # Defender device ids are 40 hex characters; accept any plausible hex/GUID-like id.
 _DEVICE_ID = re.compile(r"^[0-9A-Fa-f-]{8,64}$")
-_INCIDENT_ARM_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.OperationalInsights/workspaces/[^/]+"
-    r"/providers/Microsoft\.SecurityInsights/incidents/[^/]+$",
+# An incident's resource id, the one pattern for it (sentinel.py rebuilds the path from its
+# parts, links.py takes the workspace); ARM ids are case-insensitive (Incidents, incidents).
+INCIDENT_ID = re.compile(
+    r"^(?P<workspace>/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.OperationalInsights"
+    r"/workspaces/(?P<ws>[^/]+))/providers/Microsoft\.SecurityInsights/incidents/(?P<incident>[^/]+)$",
     re.IGNORECASE,
 )
 
@@ -159,7 +161,7 @@ def _text(value: Any, what: str) -> str | None:
 
 def _arm_id(value: Any, what: str) -> str:
     text = _text(value, what)
-    if text is None or not _INCIDENT_ARM_ID.match(text):
+    if text is None or not INCIDENT_ID.match(text):
         raise BadInput(
             f"{what} must be an incident resource id such as /subscriptions/…/resourceGroups/…/providers/"
             f"Microsoft.OperationalInsights/workspaces/…/providers/Microsoft.SecurityInsights/incidents/<id>; got {value!r}"

@@ -9,12 +9,11 @@ import gzip
 import re
 from urllib.parse import quote
 
+from .incident import INCIDENT_ID
 from .window import Window, iso
 
 AZURE_PORTAL = "https://portal.azure.com"
 DEFENDER_PORTAL = "https://security.microsoft.com"
-_WORKSPACE = re.compile(r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.OperationalInsights/workspaces/[^/]+)/",
-                        re.IGNORECASE)
 
 
 _TIME_GENERATED = re.compile(r"\bTimeGenerated\b")
@@ -28,11 +27,11 @@ def _packed(kql: str) -> str:
 
 def log_analytics(kql: str, incident_arm_id: str | None, window: Window) -> str | None:
     """The query in the incident's workspace, over the window; None without a workspace."""
-    match = _WORKSPACE.match(incident_arm_id or "")
+    match = INCIDENT_ID.match(incident_arm_id or "")
     if match is None:
         return None
     timespan = quote(f"{iso(window.start)}/{iso(window.end)}", safe="")
-    return (f"{AZURE_PORTAL}/#blade/Microsoft_Azure_Monitoring_Logs/LogsBlade/resourceId/{quote(match[1], safe='')}"
+    return (f"{AZURE_PORTAL}/#blade/Microsoft_Azure_Monitoring_Logs/LogsBlade/resourceId/{quote(match['workspace'], safe='')}"
             f"/source/LogsBlade.AnalyticsShareLinkToQuery/q/{_packed(kql)}/timespan/{timespan}")
 
 

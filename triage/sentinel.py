@@ -11,7 +11,6 @@ included, must fit a budget well inside the function timeout.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import AuthenticationError, BadInput, TransientError, UpstreamError
+from .incident import INCIDENT_ID
 
 PRODUCT = "lateral-movement-triage"
 # The comment id is a function of (incident, product) only, so a re-run or a duplicate
@@ -29,11 +29,6 @@ _COMMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, f"urn:{PRODUCT}:incident-com
 # Likewise one task per incident; its own namespace so the task and comment ids differ.
 _TASK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, f"urn:{PRODUCT}:incident-task")
 
-_INCIDENT_ID = re.compile(
-    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.OperationalInsights"
-    r"/workspaces/(?P<ws>[^/]+)/providers/Microsoft\.SecurityInsights/incidents/(?P<incident>[^/]+)$",
-    re.IGNORECASE,
-)
 _BUSY = {429, 500, 502, 503, 504}
 _CONFLICT_RETRIES = 2
 _DEFAULT_WAIT = 2.0  # seconds, doubled per attempt, when a busy answer has no Retry-After
@@ -85,7 +80,7 @@ def updated_incident(incident: dict[str, Any], add_labels: Sequence[str],
 def canonical_incident_path(arm_id: str) -> str:
     """The incident id with the API's own segment casing (`incidents`, not `Incidents`),
     each name URL-encoded."""
-    match = _INCIDENT_ID.match(arm_id)
+    match = INCIDENT_ID.match(arm_id)
     if match is None:
         raise BadInput(f"not a Sentinel incident resource id: {arm_id!r}")
     sub, rg, ws, incident = (quote(match[k], safe="") for k in ("sub", "rg", "ws", "incident"))
