@@ -15,6 +15,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def embedded(con: Any, p: query.Parameters) -> baselines.Incident:
     from triage.result import Connection
 
     engine = EmbeddedEngine(con)
+    p = replace(p, term_index=engine.term_index)
     devices = tuple(r["DeviceName"] for r in engine.run(query.matched_devices(p), p.window).rows)
     lateral = query.lateral_movement(query.narrowed(p, devices))
     rows = tuple(Connection.from_row(r) for r in engine.run(lateral, p.window).rows)

@@ -129,10 +129,11 @@ def overhead(incidents: int = 300) -> None:
     answers = {query.matched_devices(p): Answer(rows=[{"DeviceName": d} for d in answer.devices]),
                query.lateral_movement(within): Answer(rows=[c.to_json() for c in answer.rows]),
                query.failed_connections(within): Answer(rows=[]),
-               query.baseline(p, query.baseline_window(p.window, Settings().baseline_days)): Answer(rows=[])}
+               query.baseline(within, query.baseline_window(p.window, Settings().baseline_days)): Answer(rows=[])}
 
     class GivenAnswers:
         name = "given"
+        term_index = True
 
         def run(self, kql: str, window: Any) -> Answer:
             return answers[kql]

@@ -126,3 +126,29 @@ def test_request_workspace_must_be_a_guid(azure):
 def test_query_budget_must_be_sensible(value):
     with pytest.raises(ConfigurationError, match="TRIAGE_QUERY_BUDGET_SECONDS"):
         Settings.from_env({"TRIAGE_QUERY_BUDGET_SECONDS": value})
+
+
+def test_the_term_index_pre_filter_keeps_every_holder(azure, tmp_path):
+    # Log Analytics gets the DeviceNetworkInfo pre-filter (`has_any` over the addresses
+    # seen); it must not lose a holder whose address is IPv4-mapped, second in its report,
+    # or a prefix of another seen address, nor keep one nobody connected to.
+    from builders import event, incident, info, write_folder
+    from triage.embedded import EmbeddedEngine
+    from triage.exports import load_folder
+
+    events = [event("ws01", ip) for ip in ("10.0.0.1", "10.0.0.12", "10.0.0.5", "10.0.0.7")]
+    infos = [info("srv1", ["10.0.0.1"]), info("srv12", ["10.0.0.12"]), info("srv5", ["::ffff:10.0.0.5"]),
+             info("srv7", ["172.16.0.1", "10.0.0.7"]), info("srv100", ["10.0.0.100"])]
+    folder = write_folder(tmp_path / "data", events, infos)
+    body = incident({"hostName": "ws01"})
+    azure.sentinel.add_incident(body["object"])
+    azure.logs.load(body["workspaceId"], folder)
+    result = run(body)
+    lateral = azure.logs.queries[1]["kql"]
+    assert "let UseTermIndex = true;" in lateral and "has_any (SeenIPs" in lateral
+    holders = {c.RemoteIP: c.RemoteDeviceName for d in result.hosts[0].devices for c in d.connections}
+    assert holders == {"10.0.0.1": "srv1", "10.0.0.12": "srv12", "10.0.0.5": "srv5", "10.0.0.7": "srv7"}
+    # The embedded engine skips the pre-filter and gives the same answer.
+    offline = pipeline.run(body, lambda _: EmbeddedEngine(load_folder(folder)), Settings(), NOW).result
+    assert "let UseTermIndex = false;" in offline.hosts[0].query
+    assert offline.hosts[0].devices == result.hosts[0].devices

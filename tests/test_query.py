@@ -62,8 +62,9 @@ def test_bind_wants_exactly_the_declared_parameters():
 def test_a_host_name_is_narrowed_to_the_devices_it_matched():
     p = params("ws01")
     within = query.narrowed(p, ["ws01.corp.local", "WS01"])
-    text = query.lateral_movement(within)
-    assert 'let SelectorKind = "devices";' in text and 'let DeviceNames = dynamic(["ws01.corp.local", "WS01"]);' in text
+    before = query.baseline_window(p.window, 14)
+    for text in (query.lateral_movement(within), query.failed_connections(within), query.baseline(within, before)):
+        assert 'let SelectorKind = "devices";' in text and 'let DeviceNames = dynamic(["ws01.corp.local", "WS01"]);' in text
     assert 'let SelectorKind = "hostname";' in query.failed_connections(params("ws01"))
     # Device ids and FQDNs are already exact: nothing to narrow.
     assert query.narrowed(params("abc123", "deviceId"), ["x"]) == params("abc123", "deviceId")

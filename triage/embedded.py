@@ -27,10 +27,10 @@ from .errors import DataError
 from .window import Window
 
 # One parameter line exactly as query.literal renders it: a JSON-escaped string, a
-# datetime, or a dynamic array of such strings.
+# boolean, a datetime, or a dynamic array of such strings.
 _STRING = r'"(?:[^"\\\n]|\\.)*"'
 _PARAMETER = re.compile(
-    rf'let (?P<name>[A-Za-z_][A-Za-z0-9_]*) = (?P<literal>{_STRING}|datetime\((?P<time>[0-9T:.+Z-]+)\)'
+    rf'let (?P<name>[A-Za-z_][A-Za-z0-9_]*) = (?P<literal>{_STRING}|(?P<flag>true|false)|datetime\((?P<time>[0-9T:.+Z-]+)\)'
     rf'|dynamic\(\[(?P<items>(?:{_STRING}(?:, {_STRING})*)?)\]\));\n')
 _PREAMBLE = re.compile(r"(?:[ \t]*(?://[^\n]*)?\n)*")
 
@@ -57,7 +57,10 @@ def template_of(kql: str) -> Template:
     position, declared, values = start, [], {}
     while (match := _PARAMETER.match(kql, position)) is not None:
         name, literal = match["name"], match["literal"]
-        if match["time"] is not None:
+        if match["flag"] is not None:
+            declared.append(f"{name}:bool")
+            values[name] = match["flag"] == "true"
+        elif match["time"] is not None:
             declared.append(f"{name}:datetime")
             values[name] = datetime.fromisoformat(match["time"].replace("Z", "+00:00")).astimezone(timezone.utc)
         elif match["items"] is not None:
@@ -123,6 +126,7 @@ def translate(text: str, schema_json: str) -> Translation:
 
 class EmbeddedEngine:
     name = "embedded"
+    term_index = False
 
     def __init__(self, connection: Any):
         self._con = connection

@@ -23,6 +23,9 @@ class Answer:
 
 class Engine(Protocol):
     name: str
+    # Whether `has_any` is looked up in a term index (Log Analytics) rather than tested
+    # row by row (the embedded engine): the queries use it as a pre-filter only then.
+    term_index: bool
 
     def run(self, kql: str, window: Window) -> Answer:
         """Run `kql`; `window` is the time range the query covers (Log Analytics' timespan)."""

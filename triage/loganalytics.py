@@ -62,6 +62,7 @@ def make_client(endpoint: str, credential: Any) -> Any:
 
 class LogAnalyticsEngine:
     name = "log-analytics"
+    term_index = True
 
     def __init__(self, client: Any, workspace_id: str, budget_seconds: float):
         self._client = client

@@ -99,7 +99,8 @@ def triage_host(host: Host, engine: Engine, window: Window, settings: Settings) 
     if host.selector is None:
         return HostResult(host.name, None, None, "unidentified", message=host.problem)
     selector = host.selector
-    params = query.Parameters(selector, window, settings.excluded_processes, settings.excluded_accounts)
+    params = query.Parameters(selector, window, settings.excluded_processes, settings.excluded_accounts,
+                              term_index=engine.term_index)
     base = HostResult(host.name, selector.kind, selector.value, "found")
     try:
         matched = engine.run(query.matched_devices(params), window)
@@ -115,7 +116,7 @@ def triage_host(host: Host, engine: Engine, window: Window, settings: Settings) 
         history = None
         if settings.baseline_days:
             before = query.baseline_window(window, settings.baseline_days)
-            history = engine.run(query.baseline(params, before), before)
+            history = engine.run(query.baseline(within, before), before)
     except UpstreamError as exc:
         return replace(base, status="failed", message=str(exc), query=query.lateral_movement(params))
     baseline = Baseline.from_rows(history.rows) if history else None

@@ -31,7 +31,7 @@ _LET = re.compile(r"^let (?P<name>[A-Za-z_][A-Za-z0-9_]*) = ", re.MULTILINE)
 # encoding trivially correct (no newline can split the parameter line).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-Value = str | datetime | Sequence[str]
+Value = str | bool | datetime | Sequence[str]
 
 
 @cache
@@ -48,6 +48,8 @@ def parameter_names(name: str) -> list[str]:
 
 def literal(value: Value) -> str:
     """A Python value as a KQL literal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, datetime):
         return f"datetime({iso(value)})"
     if isinstance(value, str):
@@ -76,6 +78,9 @@ class Parameters:
     # The device names matched_devices.kql found for a host-name selector in this window:
     # the same rows as the prefix test, and an exact-name filter the engines can index.
     devices: tuple[str, ...] = ()
+    # Whether the engine answers `has_any` from a term index (Log Analytics does); without
+    # one (the embedded engine), the pre-filter it feeds would cost more than it saves.
+    term_index: bool = True
 
 
 def _selector(p: Parameters) -> dict[str, Value]:
@@ -106,7 +111,7 @@ def _exclusions(p: Parameters) -> dict[str, Value]:
 
 
 def lateral_movement(p: Parameters) -> str:
-    return bind(LATERAL_MOVEMENT, _devices(p) | _window(p) | _exclusions(p))
+    return bind(LATERAL_MOVEMENT, _devices(p) | _window(p) | _exclusions(p) | {"UseTermIndex": p.term_index})
 
 
 def failed_connections(p: Parameters) -> str:
@@ -119,7 +124,8 @@ def baseline_window(window: Window, days: int) -> Window:
 
 
 def baseline(p: Parameters, before: Window) -> str:
-    return bind(BASELINE, _selector(p) | {"BaselineStart": before.start, "BaselineEnd": before.end} | _exclusions(p))
+    return bind(BASELINE, _devices(p) | {"BaselineStart": before.start, "BaselineEnd": before.end} | _exclusions(p)
+                | {"UseTermIndex": p.term_index})
 
 
 def matched_devices(p: Parameters) -> str:
