@@ -9,6 +9,7 @@ from triage.errors import TransientError, UpstreamError
 from triage.sentinel import canonical_incident_path, comment_id, task_id
 
 GET, PUT, TASK = "Incidents_Get", "Incidents_CreateOrUpdate", "IncidentTasks_CreateOrUpdate"
+READ_TASK = "IncidentTasks_Get"
 
 
 def set_properties(azure, incident_id, **values):
@@ -123,10 +124,18 @@ def test_the_task_is_written_once_across_runs(azure, client, incident_id):
     assert (properties["title"], properties["description"], properties["status"]) == (
         "Review lateral movement", "<p>3 devices reached</p>", "New")
     assert properties["createdTimeUtc"] == created
-    assert azure.sentinel.calls == [TASK, TASK]
+    assert azure.sentinel.calls == [READ_TASK, TASK, READ_TASK, TASK]
 
 
-@pytest.mark.parametrize("operation", [PUT, TASK])
+def test_a_completed_task_stays_completed_when_triage_runs_again(azure, client, incident_id):
+    name = client.write_task(incident_id, "Review lateral movement", "<p>2 devices reached</p>")
+    azure.sentinel.tasks_on(incident_id)[name]["properties"]["status"] = "Completed"  # the analyst closes it
+    client.write_task(incident_id, "Review lateral movement", "<p>3 devices reached</p>")
+    properties = azure.sentinel.tasks_on(incident_id)[name]["properties"]
+    assert (properties["description"], properties["status"]) == ("<p>3 devices reached</p>", "Completed")
+
+
+@pytest.mark.parametrize("operation", [PUT, READ_TASK, TASK])
 def test_refusals_are_not_retried_and_carry_the_api_code(azure, client, incident_id, operation):
     azure.sentinel.fail(Fault(operation, 403, {"Retry-After": "1"}, "AuthorizationFailed"))
     with pytest.raises(UpstreamError, match="Microsoft Sentinel Responder") as caught:
@@ -135,7 +144,7 @@ def test_refusals_are_not_retried_and_carry_the_api_code(azure, client, incident
         else:
             client.write_task(incident_id, "Review lateral movement", "")
     assert (caught.value.code, caught.value.status) == ("AuthorizationFailed", 403)
-    assert azure.sentinel.calls == ([GET, PUT] if operation == PUT else [TASK])
+    assert azure.sentinel.calls == {PUT: [GET, PUT], READ_TASK: [READ_TASK], TASK: [READ_TASK, TASK]}[operation]
 
 
 def test_busy_answers_to_the_update_are_retried_with_the_same_etag(azure, client, incident_id):

@@ -159,8 +159,17 @@ class SentinelClient:
 
     def write_task(self, arm_id: str, title: str, description: str) -> str:
         name = task_id(arm_id)
-        self._call("PUT", f"{canonical_incident_path(arm_id)}/tasks/{name}", "write the task",
-                   {"properties": {"title": title, "description": description, "status": "New"}})
+        path = f"{canonical_incident_path(arm_id)}/tasks/{name}"
+        # A re-run refreshes the text of a task the analyst may already have completed:
+        # it keeps the status it finds, so finished work is not reopened.
+        try:
+            status = self._call("GET", path, "read the task").get("properties", {}).get("status") or "New"
+        except UpstreamError as exc:
+            if exc.status != 404:
+                raise
+            status = "New"
+        self._call("PUT", path, "write the task",
+                   {"properties": {"title": title, "description": description, "status": status}})
         return name
 
     def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None,

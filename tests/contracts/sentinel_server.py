@@ -267,6 +267,9 @@ class SentinelServer:
                                "metaData": [{"entityKind": k, "count": sum(e["kind"] == k for e in entities)} for k in kinds]})
         if operation_id == "IncidentTasks_CreateOrUpdate":
             return self._write_task(key, path, match["incidentTaskId"], body)
+        if operation_id == "IncidentTasks_Get":
+            task = self.tasks.get(key, {}).get(match["incidentTaskId"])
+            return Reply(200, task) if task else Reply(404, arm_error("NotFound", "no such task"))
         comments = self.comments.setdefault(key, {})
         if operation_id == "IncidentComments_List":
             return Reply(200, {"value": list(comments.values())})
