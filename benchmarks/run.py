@@ -100,10 +100,12 @@ def imported(size_name: str, folder: Path, incident: Path, formats: list[str]) -
         started = time.perf_counter()
         _, peak = child("triage", "import", str(folder / fmt), "--into", str(database))
         took = time.perf_counter() - started
-        m = measure("embedded", database, incident)
         print(f"import-once ({size_name}, {fmt}): `triage import` {took:.2f} s (peak {peak:.0f} MB, "
-              f"{database.stat().st_size / 1e6:.0f} MB file); then open {m.figures['open_s']:.2f} s, "
-              f"1st incident {m.figures['first_s']:.2f} s, 2nd incident {m.figures['second_s']:.2f} s, peak {m.peak_mb:.0f} MB")
+              f"{database.stat().st_size / 1e6:.0f} MB file); then")
+        for implementation in ("embedded", "product"):
+            m = measure(implementation, database, incident)
+            print(f"- {implementation}: open {m.figures['open_s']:.2f} s, 1st incident {m.figures['first_s']:.2f} s, "
+                  f"2nd incident {m.figures['second_s']:.2f} s, peak {m.peak_mb:.0f} MB")
 
 
 def cold_imports() -> None:
