@@ -88,10 +88,10 @@ def _days(name: str, value: str) -> int:
     return int(value)
 
 
-def _client_id(value: str | None) -> str | None:
-    if value is not None and not _GUID.match(value):
+def _client_id(value: str) -> str | None:
+    if value and not _GUID.match(value):
         raise ConfigurationError(f"AZURE_CLIENT_ID must be the managed identity's client id (a GUID); got {value!r}")
-    return value
+    return value or None
 
 
 def _https(name: str, value: str) -> str:
@@ -133,28 +133,28 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
 
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or SETTINGS[name][0]
+        def get(name: str) -> str:
+            """The setting's value, else its default; "" when it has neither."""
+            return env.get(name, "").strip() or SETTINGS[name][0] or ""
 
         workspace = get("LOG_ANALYTICS_WORKSPACE_ID")
         return cls(
-            lookback_hours=hours("TRIAGE_LOOKBACK_HOURS", get("TRIAGE_LOOKBACK_HOURS") or ""),
-            followup_hours=hours("TRIAGE_FOLLOWUP_HOURS", get("TRIAGE_FOLLOWUP_HOURS") or ""),
-            excluded_processes=_split("TRIAGE_EXCLUDED_PROCESSES", get("TRIAGE_EXCLUDED_PROCESSES") or ""),
-            excluded_accounts=_split("TRIAGE_EXCLUDED_ACCOUNTS", get("TRIAGE_EXCLUDED_ACCOUNTS") or ""),
+            lookback_hours=hours("TRIAGE_LOOKBACK_HOURS", get("TRIAGE_LOOKBACK_HOURS")),
+            followup_hours=hours("TRIAGE_FOLLOWUP_HOURS", get("TRIAGE_FOLLOWUP_HOURS")),
+            excluded_processes=_split("TRIAGE_EXCLUDED_PROCESSES", get("TRIAGE_EXCLUDED_PROCESSES")),
+            excluded_accounts=_split("TRIAGE_EXCLUDED_ACCOUNTS", get("TRIAGE_EXCLUDED_ACCOUNTS")),
             workspace_id=require_workspace_guid(workspace, "LOG_ANALYTICS_WORKSPACE_ID") if workspace else None,
-            log_analytics_endpoint=_https("LOG_ANALYTICS_ENDPOINT", get("LOG_ANALYTICS_ENDPOINT") or ""),
-            arm_endpoint=_https("ARM_ENDPOINT", get("ARM_ENDPOINT") or ""),
-            sentinel_api_version=get("SENTINEL_API_VERSION") or "",
+            log_analytics_endpoint=_https("LOG_ANALYTICS_ENDPOINT", get("LOG_ANALYTICS_ENDPOINT")),
+            arm_endpoint=_https("ARM_ENDPOINT", get("ARM_ENDPOINT")),
+            sentinel_api_version=get("SENTINEL_API_VERSION"),
             managed_identity_client_id=_client_id(get("AZURE_CLIENT_ID")),
-            query_budget_seconds=_seconds("TRIAGE_QUERY_BUDGET_SECONDS", get("TRIAGE_QUERY_BUDGET_SECONDS") or ""),
-            ports=PortCatalog.with_extra(get("TRIAGE_ADMIN_PORTS") or ""),
-            baseline_days=_days("TRIAGE_BASELINE_DAYS", get("TRIAGE_BASELINE_DAYS") or ""),
-            add_labels=_flag("TRIAGE_ADD_LABELS", get("TRIAGE_ADD_LABELS") or ""),
-            raise_severity_to=_choice("TRIAGE_RAISE_SEVERITY_TO", get("TRIAGE_RAISE_SEVERITY_TO") or "",
+            query_budget_seconds=_seconds("TRIAGE_QUERY_BUDGET_SECONDS", get("TRIAGE_QUERY_BUDGET_SECONDS")),
+            ports=PortCatalog.with_extra(get("TRIAGE_ADMIN_PORTS")),
+            baseline_days=_days("TRIAGE_BASELINE_DAYS", get("TRIAGE_BASELINE_DAYS")),
+            add_labels=_flag("TRIAGE_ADD_LABELS", get("TRIAGE_ADD_LABELS")),
+            raise_severity_to=_choice("TRIAGE_RAISE_SEVERITY_TO", get("TRIAGE_RAISE_SEVERITY_TO"),
                                       ("", "High", "Medium", "Low")),
-            raise_severity_when=_choice("TRIAGE_RAISE_SEVERITY_WHEN", get("TRIAGE_RAISE_SEVERITY_WHEN") or "",
+            raise_severity_when=_choice("TRIAGE_RAISE_SEVERITY_WHEN", get("TRIAGE_RAISE_SEVERITY_WHEN"),
                                         ("admin", "any")),
-            create_task=_flag("TRIAGE_CREATE_TASK", get("TRIAGE_CREATE_TASK") or ""),
+            create_task=_flag("TRIAGE_CREATE_TASK", get("TRIAGE_CREATE_TASK")),
         )
