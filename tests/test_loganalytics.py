@@ -152,3 +152,14 @@ def test_the_term_index_pre_filter_keeps_every_holder(azure, tmp_path):
     offline = pipeline.run(body, lambda _: EmbeddedEngine(load_folder(folder)), Settings(), NOW).result
     assert "let UseTermIndex = false;" in offline.hosts[0].query
     assert offline.hosts[0].devices == result.hosts[0].devices
+
+
+def test_without_a_client_id_the_system_assigned_identity_is_used(azure, monkeypatch):
+    # No AZURE_CLIENT_ID: DefaultAzureCredential, which in a Function App reaches the
+    # App Service identity endpoint without naming a client id (the system-assigned identity).
+    monkeypatch.delenv("AZURE_CLIENT_ID")
+    azure.identity.client_ids.clear()
+    case = EXAMPLES / "otrf-psexec"
+    result = run(azure.add_case(case))
+    assert comparable(result.to_json()) == comparable(load_json(case / "expected.json"))
+    assert azure.identity.client_ids and set(azure.identity.client_ids) == {None}

@@ -23,6 +23,7 @@ class IdentityServer:
         self.header_secret = secrets.token_hex(16)
         self.client_id = client_id
         self.issued: dict[str, str] = {}  # token -> resource
+        self.client_ids: list[str | None] = []  # the client_id each token request named (None: system-assigned)
         self._lock = threading.Lock()
         self.server = HttpsServer(ca, self._handle)
         self.endpoint = self.server.url + PATH
@@ -34,6 +35,7 @@ class IdentityServer:
             return Reply(401, {"error": "unauthorized", "error_description": "X-IDENTITY-HEADER missing or wrong"})
         if request.query.get("api-version") != "2019-08-01" or not request.query.get("resource"):
             return Reply(400, {"error": "invalid_request", "error_description": "api-version and resource are required"})
+        self.client_ids.append(request.query.get("client_id"))
         if request.query.get("client_id", self.client_id) != self.client_id:
             return Reply(400, {"statusCode": 400, "message": "No User Assigned or Delegated Managed Identity found "
                                                             "for specified ClientId/ResourceId/PrincipalId."})
