@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, load_json
 
 CASE = EXAMPLES / "otrf-psexec"
 
@@ -34,8 +34,6 @@ def test_table_is_the_default_and_says_it_is_a_dry_run():
     ("{}", "empty object"),
     ('{"incidentArmId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.OperationalInsights/workspaces/w/'
      'providers/Microsoft.SecurityInsights/incidents/1"}', "needs the Azure path"),
-    ('{"object": {"id": null, "properties": {"relatedEntities": [{"kind": "Host", "properties": {"hostName": "ws01\\"|take 1//"}}]}}}',
-     "not a plausible host name"),
 ])
 def test_bad_incidents_exit_2_with_the_reason(tmp_path, content, words):
     path = tmp_path / "incident.json"
@@ -44,6 +42,18 @@ def test_bad_incidents_exit_2_with_the_reason(tmp_path, content, words):
     assert proc.returncode == 2
     assert words in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_an_implausible_host_is_not_searched_and_the_others_are(tmp_path):
+    incident = load_json(CASE / "incident.json")
+    incident["object"]["properties"]["relatedEntities"].insert(0, {"kind": "Host", "properties": {"hostName": 'ws01"|take 1//'}})
+    path = tmp_path / "incident.json"
+    path.write_text(json.dumps(incident))
+    proc = triage("run", "--incident", str(path), "--data", str(CASE / "data"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    hosts = json.loads(proc.stdout)["hosts"]
+    assert [(h["hostName"], h["status"]) for h in hosts] == [('ws01"|take 1//', "unidentified"), ("WORKSTATION5", "found")]
+    assert "not a plausible host name" in hosts[0]["message"] and hosts[1]["devices"]
 
 
 def test_missing_files_exit_2(tmp_path):

@@ -153,3 +153,23 @@ def test_missing_or_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="has no files"):
         load_folder(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("emptied", ["DeviceNetworkEvents.jsonl", "DeviceNetworkInfo.jsonl"])
+@pytest.mark.parametrize("content", ["", "\n"])
+def test_an_empty_table_is_an_error_not_no_connections(tmp_path, emptied, content):
+    folder = tmp_path / "d"
+    shutil.copytree(CASE / "data", folder)
+    (folder / emptied).write_text(content)
+    with pytest.raises(DataError, match=f"no {emptied.removesuffix('.jsonl')} data"):
+        load_folder(folder)
+
+
+def test_a_header_only_csv_table_is_an_error(tmp_path):
+    folder = tmp_path / "d"
+    shutil.copytree(CASE / "data", folder)
+    (folder / "DeviceNetworkEvents.jsonl").unlink()
+    (folder / "DeviceNetworkEvents.csv").write_text("Timestamp,DeviceId,DeviceName,ActionType,RemoteIP,RemotePort,"
+                                                     "InitiatingProcessFileName,InitiatingProcessAccountName\n")
+    with pytest.raises(DataError, match="no DeviceNetworkEvents data"):
+        load_folder(folder)

@@ -8,7 +8,7 @@ import pytest
 from conftest import EXAMPLES, load_json
 from triage.config import Settings
 from triage.errors import BadInput
-from triage.incident import DeviceSelector, Overrides, host_from_properties, loads, parse_incident
+from triage.incident import DeviceSelector, Overrides, host_from_properties, hosts_from_entities, loads, parse_incident
 from triage.window import search_window
 
 TRIGGER = load_json(EXAMPLES / "otrf-psexec" / "incident.json")
@@ -82,15 +82,28 @@ def test_selector_rules(props, expected):
     assert host_from_properties(props).selector == DeviceSelector(*expected)
 
 
-@pytest.mark.parametrize("name", ['ws01"|take 1//', "ws01\nDeviceNetworkEvents", "ws 01", "ws01;drop", "-ws01", "a" * 300, "ws01..corp"])
-def test_implausible_host_names_are_refused(name):
-    with pytest.raises(BadInput, match="not a plausible host name"):
-        host_from_properties({"hostName": name})
+@pytest.mark.parametrize("name", ['ws01"|take 1//', "ws01\nDeviceNetworkEvents", "ws 01", "ws01;drop", "-ws01", "a" * 300, "ws01..corp", 42])
+def test_implausible_host_names_are_never_searched(name):
+    host = host_from_properties({"hostName": name})
+    assert host.selector is None and "is not a plausible host name" in host.problem
 
 
-def test_hostile_device_id_is_refused():
-    with pytest.raises(BadInput, match="not a Defender device id"):
-        host_from_properties({"hostName": "ws01", "MdatpDeviceId": 'x" or 1==1'})
+def test_hostile_device_id_is_never_searched():
+    host = host_from_properties({"hostName": "ws01", "MdatpDeviceId": 'x" or 1==1'})
+    assert (host.name, host.selector) == ("ws01", None) and "is not a Defender device id" in host.problem
+
+
+def test_surrounding_spaces_are_not_part_of_a_name():
+    assert host_from_properties({"hostName": " WS-FIN-07 ", "dnsDomain": "contoso.local "}).selector == \
+        DeviceSelector("fqdn", "ws-fin-07.contoso.local")
+    assert host_from_properties({"hostName": "ws01 ", "dnsDomain": "  "}).selector == DeviceSelector("hostname", "ws01")
+
+
+def test_one_implausible_host_does_not_stop_the_others():
+    hosts = hosts_from_entities([{"kind": "Host", "properties": {"hostName": "WS-FIN-07 (old)"}},
+                                 {"kind": "Host", "properties": {"hostName": "ws-fin-07"}}])
+    assert [(h.name, h.selector) for h in hosts] == [("WS-FIN-07 (old)", None),
+                                                      ("ws-fin-07", DeviceSelector("hostname", "ws-fin-07"))]
 
 
 def test_host_entity_without_any_name_is_unidentified_not_an_error():

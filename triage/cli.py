@@ -166,7 +166,8 @@ def _table(result: TriageResult) -> None:
 
     # Piped output is not a terminal and would be 80 columns: too narrow for device names.
     # Nothing printed is markup: titles and names from the data may hold square brackets.
-    console = Console(width=max(Console().width, 180), markup=False, highlight=False)
+    terminal = Console()
+    console = Console(width=terminal.width if terminal.is_terminal else 180, markup=False, highlight=False)
     window = result.window.to_json() if result.window else {"start": "?", "end": "?"}
     console.print(f"Incident {result.incident.number or ''} {result.incident.title or result.incident.arm_id or ''}", style="bold")
     console.print(f"Window {window['start']} → {window['end']}   engine: {result.engine}   status: {result.status}")
@@ -175,7 +176,9 @@ def _table(result: TriageResult) -> None:
     else:
         console.print(summary_text(result))
     for host in result.hosts:
-        line = f"\nHost {host.host_name} (by {host.matched_by or '-'}: {host.selector_value or '-'}): {host.status}"
+        by = f" (by {host.matched_by}: {host.selector_value})" if host.matched_by else ""
+        status = "not searched" if host.status == "unidentified" else host.status.replace("_", " ")
+        line = f"\nHost {host.host_name}{by}: {status}"
         console.print(line + (f" — {host.message}" if host.message else ""))
         for device in host.devices:
             table = Table(title=f"{device.device_name}: {len(device.connections)} internal address(es)", title_justify="left")

@@ -232,11 +232,8 @@ def load_folder(folder: Path, progress: ProgressCallback | None = None) -> Any:
     con.execute("SET TimeZone = 'UTC'")
     files = data_files(folder)
     batches: dict[tuple[Any, ...], list[DataFile]] = {}
-    # Tables some file holds: a folder without one of them would answer without error, and wrongly.
-    sourced = set()
     for file in files:
         kind, table, present = _sniff(con, file)
-        sourced.add(table or file.table)
         if kind != "empty":
             columns = tuple(sorted(present.items())) if kind in ("csv", "parquet") else ()
             batches.setdefault((kind, table, columns), []).append(file)
@@ -254,14 +251,15 @@ def load_folder(folder: Path, progress: ProgressCallback | None = None) -> Any:
         done += len(members)
         if progress:
             progress(Progress(done, total, 1.0, size))
-    if any(kind == "envelopes" for kind, _, _ in batches):
-        sourced |= {t for t in TABLES if con.execute(f"SELECT count(*) FROM {t}_loaded").fetchone()[0]}
-    missing = [t for t in TABLES if t not in sourced]
-    if missing:
-        raise DataError(f"{folder}: no {' and no '.join(missing)} data; the query needs both tables "
-                        "(files named after the table, flat rows with its columns, or streaming-API envelopes)")
     for table in TABLES:
         con.execute(f"CREATE VIEW {table} AS {' UNION ALL '.join(parts[table])}")
+    # A table missing or empty would answer without error, and wrongly: "no connections",
+    # or every address "with no Defender device".
+    missing = [t for t in TABLES if not con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchall()]
+    if missing:
+        raise DataError(f"{folder}: no {' and no '.join(missing)} data (no file, or only empty ones); the query "
+                        "needs rows of both tables (files named after the table, flat rows with its columns, "
+                        "or streaming-API envelopes)")
     return con
 
 

@@ -97,6 +97,8 @@ def _get(mapping: Mapping[str, Any], *names: str) -> Any:
     lowered = {k.lower(): v for k, v in mapping.items()} if isinstance(mapping, Mapping) else {}
     for name in names:
         value = lowered.get(name.lower())
+        if isinstance(value, str):
+            value = value.strip()  # "WS-FIN-07 " is WS-FIN-07
         if value not in (None, ""):
             return value
     return None
@@ -221,7 +223,7 @@ def host_from_properties(props: Mapping[str, Any]) -> Host:
     device_id = _get(props, "MdatpDeviceId", "MdeDeviceId") or _get(extra, "MdatpDeviceId", "MdeDeviceId")
     if device_id is not None:
         if not isinstance(device_id, str) or not _DEVICE_ID.match(device_id):
-            raise BadInput(f"Host entity {label or '(unnamed)'}: device id {device_id!r} is not a Defender device id")
+            return _not_searched(label or "(unnamed host)", f"its device id {str(device_id)[:80]!r} is not a Defender device id")
         return Host(label or device_id, DeviceSelector("deviceId", device_id.lower()))
 
     fqdn = _get(extra, "FQDN")
@@ -230,19 +232,21 @@ def host_from_properties(props: Mapping[str, Any]) -> Host:
     if fqdn is None and isinstance(host_name, str) and "." in host_name:
         fqdn = host_name
     if fqdn is not None:
-        return Host(label or str(fqdn), DeviceSelector("fqdn", _plausible(fqdn, label)))
-
+        return _by_name("fqdn", fqdn, label)
     if short is not None:
-        return Host(label, DeviceSelector("hostname", _plausible(short, label)))
+        return _by_name("hostname", short, label)
     return Host("(unnamed host)", None, "the Host entity has no device id, FQDN or host name")
 
 
-def _plausible(value: Any, label: str) -> str:
-    """Reject what cannot be a host name before it gets anywhere near a query."""
-    if not isinstance(value, str):
-        raise BadInput(f"Host entity {label or '(unnamed)'}: the host name must be a string, got {type(value).__name__}")
-    name = value.strip().rstrip(".")
+def _by_name(kind: SelectorKind, value: Any, label: str) -> Host:
+    """A name selector, or, for what cannot be a host name, a host that is never searched:
+    the other hosts of the incident are still triaged, and the comment says why."""
+    name = value.rstrip(".") if isinstance(value, str) else ""
     if not _HOST_NAME.match(name):
-        raise BadInput(f"Host entity {label[:80]!r}: {value[:80]!r} is not a plausible host name (labels of 1 to 63 "
-                       "letters, digits, '-' or '_', separated by dots, at most 253 characters in all)")
-    return name.lower()
+        return _not_searched(label or str(value)[:80], f"{str(value)[:80]!r} is not a plausible host name (labels of "
+                             "1 to 63 letters, digits, '-' or '_', separated by dots, at most 253 characters in all)")
+    return Host(label or name, DeviceSelector(kind, name.lower()))
+
+
+def _not_searched(label: str, problem: str) -> Host:
+    return Host(label[:80], None, problem)
