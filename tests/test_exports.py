@@ -173,3 +173,31 @@ def test_a_header_only_csv_table_is_an_error(tmp_path):
                                                      "InitiatingProcessFileName,InitiatingProcessAccountName\n")
     with pytest.raises(DataError, match="no DeviceNetworkEvents data"):
         load_folder(folder)
+
+
+@pytest.mark.parametrize("offset", ["+02:00", "-05:00"])
+def test_csv_times_with_an_offset_are_the_same_instants(tmp_path, offset):
+    # An analyst's export in local time: each time shifted into the offset, so the instants
+    # are unchanged and so must be the answer (DuckDB alone would drop the offset on insert).
+    from datetime import datetime, timedelta, timezone
+
+    hours, minutes = int(offset[:3]), int(offset[0] + offset[4:])
+    zone = timezone(timedelta(hours=hours, minutes=minutes))
+    folder = tmp_path / "d"
+    folder.mkdir()
+    con = duckdb.connect()
+    for table in ("DeviceNetworkEvents", "DeviceNetworkInfo"):
+        rows = flat_rows(CASE, table)
+        for row in rows:
+            instant = datetime.fromisoformat(row["Timestamp"].replace("Z", "+00:00"))
+            row["Timestamp"] = instant.astimezone(zone).isoformat()
+        assert rows[0]["Timestamp"].endswith(offset)
+        src = tmp_path / f"{table}.json"
+        src.write_text(json.dumps(rows))
+        con.execute(f"COPY (SELECT * FROM read_json('{src}', format='array', columns={{Timestamp: 'VARCHAR', "
+                    f"DeviceId: 'VARCHAR', DeviceName: 'VARCHAR', ActionType: 'VARCHAR', RemoteIP: 'VARCHAR', "
+                    f"RemotePort: 'INTEGER', RemoteUrl: 'VARCHAR', InitiatingProcessFileName: 'VARCHAR', "
+                    f"InitiatingProcessAccountName: 'VARCHAR', InitiatingProcessAccountSid: 'VARCHAR', "
+                    f"InitiatingProcessAccountUpn: 'VARCHAR', IPAddresses: 'VARCHAR'}})) "
+                    f"TO '{folder / (table + '.csv')}' (FORMAT csv)")
+    assert_same_answer(CASE, folder)

@@ -77,6 +77,9 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_TIME_COLUMNS = ("timegenerated", "timestamp")
+
+
 def _time(expr: str) -> str:
     # Through TIMESTAMPTZ so that offsets in the text are honoured; the session is UTC.
     return f"CAST(CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
@@ -86,7 +89,7 @@ def _require_columns(file: DataFile, table: str, present: set[str]) -> None:
     """A file without a column the query filters on would silently change the answer."""
     lowered = {c.lower() for c in present}
     missing = [c for c in _REQUIRED[table] if c.lower() not in lowered]
-    if not {"timegenerated", "timestamp"} & lowered:
+    if not set(_TIME_COLUMNS) & lowered:
         missing.insert(0, "Timestamp or TimeGenerated")
     if missing:
         raise DataError(f"{file.path}: {table} rows without column(s) {', '.join(missing)}")
@@ -149,7 +152,10 @@ class Batch:
         if self.kind == "parquet":
             return f"read_parquet({paths})"
         if self.kind == "csv":
-            return f"read_csv({paths}, header=true)"
+            # Times as text, cast by _time(): DuckDB 2.0 drops a CSV time's offset
+            # ("08:00+02:00" becomes 08:00) when the value is inserted into a TIMESTAMP column.
+            texts = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in self.columns() if c.lower() in _TIME_COLUMNS)
+            return f"read_csv({paths}, header=true{f', types={{{texts}}}' if texts else ''})"
         if self.kind == "envelopes":
             fields = ", ".join(f"{name} {type_}" for name, type_ in _json_fields(TABLES).items())
             return (f"(SELECT category, properties.* FROM read_json({paths}, format='auto', "
@@ -166,7 +172,13 @@ class Batch:
         assert self.table is not None
         if self.kind == "json":
             return {self.table: _struct_select(self.table, reader)}
-        return {self.table: _columnar_select(self.table, reader, dict(self.present))}
+        return {self.table: _columnar_select(self.table, reader, self.columns())}
+
+    def columns(self) -> dict[str, str]:
+        """The columns as the reader gives them: a CSV's times are text (see `reader`)."""
+        if self.kind != "csv":
+            return dict(self.present)
+        return {c: "VARCHAR" if c.lower() in _TIME_COLUMNS else t for c, t in self.present}
 
 
 def _sniff(con: Any, file: DataFile) -> tuple[str, str | None, dict[str, str]]:
