@@ -118,3 +118,32 @@ def test_malformed_azure_settings_are_configuration_errors(name, value, words):
     proc = subprocess.run([sys.executable, "-m", "triage", "run", "--incident", str(CASE / "incident.json"), "--dry-run"],
                           capture_output=True, text=True, cwd=ROOT, env={name: value, "PATH": ""})
     assert proc.returncode == 2 and words in proc.stderr
+
+
+def test_without_data_a_failed_sign_in_says_how_to_run_offline(monkeypatch):
+    # No Azure here and no credential of any kind: DefaultAzureCredential finds nothing.
+    for name in ("AZURE_CLIENT_ID", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET",
+                 "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    proc = triage("run", "--incident", str(CASE / "incident.json"))
+    assert proc.returncode == 1
+    assert "could not get a token" in proc.stderr and "pass --data DIR" in proc.stderr
+    # One line for the failure, one for the way out: not azure-identity's list of every credential tried.
+    assert "Attempted credentials" not in proc.stderr and len(proc.stderr.splitlines()) == 2
+
+
+def test_an_unreachable_identity_endpoint_is_named_as_such(monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens there once the socket is closed
+    for name in ("MSI_ENDPOINT", "MSI_SECRET", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001")
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{closed}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "x")
+    proc = triage("run", "--incident", str(CASE / "incident.json"))
+    assert proc.returncode == 1
+    assert "could not reach the identity endpoint for the managed identity" in proc.stderr
+    assert "Log Analytics" not in proc.stderr and "Traceback" not in proc.stderr

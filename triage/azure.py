@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import Settings, require_workspace_guid
 from .engine import Engine
-from .errors import AuthenticationError, BadInput, ConfigurationError
+from .errors import AuthenticationError, BadInput, ConfigurationError, TransientError
 from .incident import Incident
 from .pipeline import Sentinel
 
@@ -39,14 +39,17 @@ class LazyCredential:
         return self._credential
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.exceptions import ClientAuthenticationError
+        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
+        who = f"the managed identity {self._client_id}" if self._client_id else "DefaultAzureCredential"
         try:
             return self._build().get_token(*scopes, **kwargs)
         except ClientAuthenticationError as exc:
-            who = f"the managed identity {self._client_id}" if self._client_id else "DefaultAzureCredential"
             first_line = ((exc.message or "").strip().splitlines() or ["no reason given"])[0]
             raise AuthenticationError(f"could not get a token for {', '.join(scopes)} from {who}: {first_line}") from None
+        except ServiceRequestError as exc:
+            # The identity endpoint itself did not answer: worth a retry, and not Log Analytics' or Sentinel's fault.
+            raise TransientError(f"could not reach the identity endpoint for {who}: {exc.message}") from None
 
 
 @dataclass(frozen=True)

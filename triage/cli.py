@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import pipeline
 from .config import Settings, hours
-from .errors import BadInput, ConfigurationError, DataError, TriageError
+from .errors import AuthenticationError, BadInput, ConfigurationError, DataError, TriageError
 from .incident import Overrides, loads, parse_time
 from .result import TriageResult
 
@@ -68,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     except (BadInput, DataError, ConfigurationError) as exc:
         print(f"triage: {exc}", file=sys.stderr)
         return 2
+    except AuthenticationError as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        if args.command == "run" and args.data is None:
+            print("triage: without --data, triage reads the incident's workspace in Azure (sign in with `az login`, "
+                  "or set AZURE_CLIENT_ID in Azure); to triage exported Defender data offline, pass --data DIR",
+                  file=sys.stderr)
+        return 1
     except TriageError as exc:
         print(f"triage: {exc}", file=sys.stderr)
         return 1
@@ -93,7 +100,12 @@ def _run(args: argparse.Namespace) -> int:
         outcome = pipeline.run(payload, lambda _: engine, settings, now, overrides)
         written = False
     else:
+        import logging
+
         from .azure import services
+
+        # azure-identity logs each credential it tried as a warning; the error below says it once.
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
         azure = services(settings)
         outcome = pipeline.run(payload, azure.engine_for, settings, now, overrides,
