@@ -218,7 +218,8 @@ def _table_from_columns(file: DataFile, columns: set[str]) -> str:
         if all(c.lower() in lowered for c in signature):
             return table
     raise DataError(f"{file.path}: unrecognised rows: neither DeviceNetworkEvents (ActionType and RemoteIP "
-                    "columns) nor DeviceNetworkInfo (IPAddresses column), and the file name names neither table")
+                    "columns) nor DeviceNetworkInfo (IPAddresses column), and the file name names neither table "
+                    "(another table's export? move it out of the data folder)")
 
 
 @dataclass(frozen=True)
