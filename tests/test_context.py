@@ -40,9 +40,15 @@ def test_summary_line_counts_what_the_rows_show():
         "addressesWithoutDevice": 1, "newDestinations": 5, "failedAttempts": 2, "failedAddresses": 2}
     first = re.match(r"<div><p>(.*?)</p>", outcome.comment_html).group(1)
     assert first == ("<b>Lateral-movement triage</b>: Reached 3 internal devices, 3 over admin protocols; "
-                     "1 internal address with no Defender device; "
+                     "1 internal address with no Defender device in the window; "
                      "5 new destinations (not contacted in the 14 days before); "
                      "2 failed or attempted connections to 2 internal addresses.")
+
+
+def test_the_summary_leaves_out_a_count_of_zero_addresses_without_device(tmp_path):
+    outcome = triage(tmp_path, [event("ws01", "10.0.0.1")], [info("srv1", ["10.0.0.1"])])
+    assert outcome.result.summary().to_json()["addressesWithoutDevice"] == 0
+    assert "Reached 1 internal device" in outcome.comment_html and "no Defender device" not in outcome.comment_html
 
 
 def test_ports_are_named_and_admin_protocols_marked():

@@ -90,7 +90,10 @@ def summary_text(result: TriageResult) -> str:
             parts.append("no Defender device was searched")
     else:
         parts.append(f"reached {_plural(s.devices, 'internal device')}, {s.admin_devices} over admin protocols")
-        parts.append(f"{_plural(s.addresses_without_device, 'internal address', 'internal addresses')} with no Defender device")
+        if s.addresses_without_device:
+            # Held by a device is judged from the reports inside the window (SPEC section 4).
+            parts.append(f"{_plural(s.addresses_without_device, 'internal address', 'internal addresses')} "
+                         "with no Defender device in the window")
         if result.baseline_days:
             parts.append(f"{_plural(s.new_destinations, 'new destination')} (not contacted in the "
                          f"{result.baseline_days} days before)")
