@@ -145,7 +145,7 @@ def test_the_term_index_pre_filter_keeps_every_holder(azure, tmp_path):
     azure.logs.load(body["workspaceId"], folder)
     result = run(body)
     lateral = azure.logs.queries[1]["kql"]
-    assert "let UseTermIndex = true;" in lateral and "has_any (SeenIPs" in lateral
+    assert "let UseTermIndex = true;" in lateral and "has_any (SeenIPTerms)" in lateral
     holders = {c.RemoteIP: c.RemoteDeviceName for d in result.hosts[0].devices for c in d.connections}
     assert holders == {"10.0.0.1": "srv1", "10.0.0.12": "srv12", "10.0.0.5": "srv5", "10.0.0.7": "srv7"}
     # The embedded engine skips the pre-filter and gives the same answer.
