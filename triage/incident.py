@@ -243,7 +243,7 @@ def _by_name(kind: SelectorKind, value: Any, label: str) -> Host:
     the other hosts of the incident are still triaged, and the comment says why."""
     name = value.rstrip(".") if isinstance(value, str) else ""
     if not _HOST_NAME.match(name):
-        return _not_searched(label or str(value)[:80], f"{str(value)[:80]!r} is not a plausible host name (labels of "
+        return _not_searched(label or str(value), f"{str(value)[:80]!r} is not a plausible host name (labels of "
                              "1 to 63 letters, digits, '-' or '_', separated by dots, at most 253 characters in all)")
     return Host(label or name, DeviceSelector(kind, name.lower()))
 
